@@ -1,0 +1,3 @@
+from pathview.cli import main
+
+raise SystemExit(main())

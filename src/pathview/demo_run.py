@@ -1,0 +1,31 @@
+"""The demo's headless run: the analysis the viewer would show, written to a folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from PIL import Image
+
+
+def run_headless_demo(slide_path: Path, out: Path) -> Iterator[str]:
+    """Write metadata, overview, tissue grid and a rendered field of view; yield progress lines."""
+    from .render import render_view
+    from .slide import detect_tissue, open_slide, tile_grid
+    from .slide.overlay import grid_picture
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open_slide(slide_path) as slide:
+        (out / "info.json").write_text(json.dumps(slide.info.to_dict(), indent=2))
+        slide.thumbnail(1024).save(out / "thumbnail.png")
+        yield f"wrote {out / 'info.json'} and {out / 'thumbnail.png'}"
+        mask = detect_tissue(slide)
+        grid = tile_grid(slide, mpp=0.5, size=224, mask=mask)
+        grid_picture(slide, grid, mask).save(out / "tiles.png")
+        yield (f"tissue {mask.area_mm2(slide.require_mpp()):.2f} mm², {len(grid)} tiles of 224 px at 0.5 µm/px "
+               f"-> {out / 'tiles.png'}")
+        w, h = slide.dimensions
+        view = render_view(slide, center=(w * 0.3, h * 0.4), magnification=10, size=(1280, 800))
+        Image.fromarray(view).save(out / "view-10x.png")
+        yield f"rendered a 10x field of view -> {out / 'view-10x.png'}"

@@ -213,3 +213,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _echo_err(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return 1
+
+
+def _register_subsystems() -> None:
+    from . import encode_cli
+
+    encode_cli.register(app)
+
+
+_register_subsystems()

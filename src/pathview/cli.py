@@ -132,6 +132,40 @@ def tiles(
             typer.echo(f"wrote {output}")
 
 
+def _pair(text: str, sep: str, name: str) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in text.lower().split(sep))
+        return a, b
+    except ValueError:
+        raise typer.BadParameter(f"expected two numbers like 1000{sep}2000, got {text!r}", param_hint=name) from None
+
+
+@app.command()
+def render(
+    slide: Annotated[Path, typer.Argument(help="Slide file or DICOM folder.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG to write.")],
+    center: Annotated[Optional[str], typer.Option("--center", help="Level-0 X,Y at the centre (default: slide centre).")] = None,
+    magnification: Annotated[float, typer.Option("--magnification", "-m", min=0.01, help="Objective-style magnification (20 = 0.5 µm/px).")] = 10.0,
+    size: Annotated[str, typer.Option("--size", help="Output WxH in pixels.")] = "1280x800",
+    slide_mpp: SlideMpp = None,
+) -> None:
+    """Render a field of view to PNG with the viewer's own renderer."""
+    from PIL import Image
+
+    from .render import render_view
+    from .slide import open_slide
+    from .tiles import TileSource
+
+    w, h = (int(v) for v in _pair(size, "x", "--size"))
+    if not (0 < w <= 16384 and 0 < h <= 16384):
+        raise typer.BadParameter("width and height must be between 1 and 16384", param_hint="--size")
+    with open_slide(slide, mpp=slide_mpp) as s:
+        cx, cy = _pair(center, ",", "--center") if center else (s.dimensions[0] / 2, s.dimensions[1] / 2)
+        pixels = render_view(TileSource(s), (cx, cy), magnification, (w, h))
+    Image.fromarray(pixels).save(output)
+    typer.echo(f"wrote {output} ({w}x{h} at {magnification:g}x around {cx:.0f},{cy:.0f})")
+
+
 @app.command()
 def demo(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for the demo slide and results.")] = None,

@@ -12,6 +12,7 @@ from PIL import Image
 def run_headless_demo(slide_path: Path, out: Path) -> Iterator[str]:
     """Write metadata, overview, tissue grid and a rendered field of view; yield progress lines."""
     from .render import render_view
+    from .tiles import TileSource
     from .slide import detect_tissue, open_slide, tile_grid
     from .slide.overlay import grid_picture
 
@@ -26,6 +27,6 @@ def run_headless_demo(slide_path: Path, out: Path) -> Iterator[str]:
         yield (f"tissue {mask.area_mm2(slide.require_mpp()):.2f} mm², {len(grid)} tiles of 224 px at 0.5 µm/px "
                f"-> {out / 'tiles.png'}")
         w, h = slide.dimensions
-        view = render_view(slide, center=(w * 0.3, h * 0.4), magnification=10, size=(1280, 800))
+        view = render_view(TileSource(slide), center=(w * 0.3, h * 0.4), magnification=10, size=(1280, 800))
         Image.fromarray(view).save(out / "view-10x.png")
         yield f"rendered a 10x field of view -> {out / 'view-10x.png'}"

@@ -1,60 +1,48 @@
-"""Render a field of view to pixels, as the viewer's screen shows it (no Qt)."""
+"""Render a field of view to pixels from display tiles, as the window paints it (no Qt).
+
+The window and ``pathview render`` share the tile choice (:mod:`pathview.viewport`)
+and the tile source; this module composes the exact tiles into an RGB array.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
-from .slide.reader import Slide
-
-#: Objective power whose field shows one level-0 pixel per screen pixel, per µm/px.
-REFERENCE_MPP_AT_10X = 1.0
-
-
-def screen_mpp(magnification: float) -> float:
-    """Return the µm per screen pixel at an objective-style magnification (20x = 0.5 µm/px)."""
-    return 10.0 / magnification
+from .tiles import TileSource
+from .viewport import Viewport, display_level, downsample_for, tile_rect_level0, visible_tiles
 
 
-def render_view(slide: Slide, center: tuple[float, float], magnification: float,
+def compose(source: TileSource, view: Viewport) -> np.ndarray:
+    """Return the RGB screen (height, width, 3) for ``view``; outside the slide is white glass."""
+    slide = source.slide
+    out = Image.new("RGB", (view.width, view.height), (255, 255, 255))
+    level = display_level(slide.level_downsamples, view.downsample)
+    d = slide.level_downsamples[level]
+    size = source.level_size(level)
+    for key in visible_tiles(view, level, d, size):
+        x, y, w, h = tile_rect_level0(key, d, size)
+        sx0, sy0 = view.to_screen(x, y)
+        sx1, sy1 = view.to_screen(x + w, y + h)
+        # Whole screen pixels this tile covers; sample the tile over exactly that span.
+        # Neighbouring tiles meet at the same rounded pixel, so there are no seams.
+        px0, py0 = max(0, round(sx0)), max(0, round(sy0))
+        px1, py1 = min(view.width, round(sx1)), min(view.height, round(sy1))
+        if px1 <= px0 or py1 <= py0:
+            continue
+        tile = source.load(key)
+        th, tw = tile.shape[:2]
+        fx, fy = tw / (sx1 - sx0), th / (sy1 - sy0)
+        box = (min(max((px0 - sx0) * fx, 0.0), tw), min(max((py0 - sy0) * fy, 0.0), th),
+               min(max((px1 - sx0) * fx, 0.0), tw), min(max((py1 - sy0) * fy, 0.0), th))
+        patch = Image.fromarray(tile).resize((px1 - px0, py1 - py0), Image.Resampling.BILINEAR, box=box)
+        out.paste(patch, (px0, py0))
+    return np.asarray(out)
+
+
+def render_view(source: TileSource, center: tuple[float, float], magnification: float,
                 size: tuple[int, int]) -> np.ndarray:
-    """Return the RGB view of ``size`` (w, h) centred on level-0 ``center`` at ``magnification``.
-
-    Slides without an mpp use magnification relative to level 0 (level 0 = its recorded
-    objective, or 1 screen px per level-0 px at 40x when nothing is known).
-    """
-    downsample = level0_per_screen_px(slide, magnification)
-    w, h = size
-    x0 = center[0] - w * downsample / 2
-    y0 = center[1] - h * downsample / 2
-    return read_view(slide, x0, y0, downsample, size)
-
-
-def level0_per_screen_px(slide: Slide, magnification: float) -> float:
-    """Return how many level-0 pixels one screen pixel spans at ``magnification``."""
-    if slide.mpp is not None:
-        return screen_mpp(magnification) / slide.mpp
-    native = slide.info.objective_power or 40.0
-    return native / magnification
-
-
-def read_view(slide: Slide, x0: float, y0: float, downsample: float, size: tuple[int, int]) -> np.ndarray:
-    """Return ``size`` screen pixels whose top-left is level-0 (x0, y0), ``downsample`` px each.
-
-    Areas outside the slide are drawn white, as glass.
-    """
-    w, h = size
-    out = np.full((h, w, 3), 255, np.uint8)
-    sw, sh = slide.dimensions
-    # Clip to the slide, in screen pixels.
-    left = max(0, int(np.ceil(-x0 / downsample)))
-    top = max(0, int(np.ceil(-y0 / downsample)))
-    right = min(w, int((sw - x0) / downsample))
-    bottom = min(h, int((sh - y0) / downsample))
-    if right <= left or bottom <= top:
-        return out
-    bx = int(round(x0 + left * downsample))
-    by = int(round(y0 + top * downsample))
-    bw = max(1, int(round((right - left) * downsample)))
-    bh = max(1, int(round((bottom - top) * downsample)))
-    out[top:bottom, left:right] = slide.read_scaled((bx, by, bw, bh), (right - left, bottom - top))
-    return out
+    """Return the view of ``size`` (w, h) centred on level-0 ``center`` at ``magnification``."""
+    info = source.slide.info
+    ds = downsample_for(magnification, info.mpp, info.objective_power)
+    return compose(source, Viewport(center[0], center[1], ds, size[0], size[1]))

@@ -28,6 +28,7 @@ from ..errors import (
     UnsupportedFormatError,
 )
 from .info import SlideInfo, objective_from_mpp
+from .jpeg_tiles import TIFF_VENDORS, JpegTileLevels
 
 #: Plain images opened through Pillow when OpenSlide declines them.
 PLAIN_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -132,6 +133,17 @@ class Slide:
         self._handle = _open_backend(self.path)
         self._reopen_lock = threading.Lock()
         self.info = self._read_info(mpp)
+        self._jpeg = self._jpeg_fast_path()
+
+    def _jpeg_fast_path(self) -> JpegTileLevels | None:
+        """Return direct JPEG tile access where the slide's levels are plain JPEG-tiled TIFF pages."""
+        if self.info.vendor not in TIFF_VENDORS:
+            return None
+        try:
+            levels = JpegTileLevels(self.path, self.info.level_dimensions)
+        except Exception:  # an odd TIFF: OpenSlide alone reads it
+            return None
+        return levels if levels.pages else None
 
     # -- metadata ---------------------------------------------------------------------------
     def _read_info(self, mpp_override: float | None) -> SlideInfo:
@@ -283,6 +295,9 @@ class Slide:
         w, h = int(size[0]), int(size[1])
         if w <= 0 or h <= 0:
             raise ValueError(f"region size must be positive, got {w}x{h}")
+        if self._jpeg is not None and self._jpeg.has_level(level):
+            d = self.level_downsamples[level]
+            return self._read_jpeg(level, (x, y, w, h), round(x / d), round(y / d), w, h, 1)
         for attempt in range(2):
             handle = self._handle
             try:
@@ -296,10 +311,18 @@ class Slide:
                     raise RegionReadError(self.path, (x, y, w, h), level, str(exc)) from None
         raise AssertionError("unreachable")
 
+    def _read_jpeg(self, level: int, region: tuple[int, int, int, int], lx: int, ly: int,
+                   w: int, h: int, scale: int) -> np.ndarray:
+        try:
+            return self._jpeg.read(level, lx, ly, w, h, scale)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise RegionReadError(self.path, region, level, f"damaged JPEG tile ({exc})") from None
+
     def read_scaled(self, box: tuple[int, int, int, int], out_size: tuple[int, int]) -> np.ndarray:
         """Return the level-0 ``box`` (x, y, w, h) resampled to ``out_size`` (w, h) RGB pixels.
 
-        Reads the pyramid level closest above the requested resolution and resizes once.
+        Reads the pyramid level closest above the requested resolution and resizes once;
+        JPEG-tiled levels are decoded at 1/2 or 1/4 scale where that still suffices.
         """
         x, y, w, h = box
         ow, oh = out_size
@@ -307,11 +330,21 @@ class Slide:
         level = self.best_level_for_downsample(downsample)
         d = self.level_downsamples[level]
         lw, lh = max(1, math.ceil(w / d)), max(1, math.ceil(h / d))
-        pixels = self.read_region((x, y), level, (lw, lh))
-        if (lw, lh) == (ow, oh):
+        scale, fx, fy = 1, 0.0, 0.0
+        if self._jpeg is not None and self._jpeg.has_level(level):
+            while scale < 4 and downsample / d >= 2 * scale * 0.999:  # 1/8 (DC only) is too coarse
+                scale *= 2
+            # Start on a multiple of the decode scale; keep the remainder for the crop below.
+            lx, ly = x / d, y / d
+            ax, ay = math.floor(lx / scale) * scale, math.floor(ly / scale) * scale
+            fx, fy = (lx - ax) / scale, (ly - ay) / scale
+            pixels = self._read_jpeg(level, box, ax, ay, math.ceil(lx + w / d) - ax, math.ceil(ly + h / d) - ay, scale)
+        else:
+            pixels = self.read_region((x, y), level, (lw, lh))
+        if pixels.shape[:2] == (oh, ow) and fx == fy == 0.0:
             return pixels
-        # Crop the level read to the exact box (ceil may have added part of a pixel).
-        crop = (0.0, 0.0, w / d, h / d)
+        # Crop to the exact box (ceil may have added part of a pixel) and resize once.
+        crop = (fx, fy, min(fx + w / d / scale, pixels.shape[1]), min(fy + h / d / scale, pixels.shape[0]))
         img = Image.fromarray(pixels).resize((ow, oh), Image.Resampling.BILINEAR, box=crop)
         return np.asarray(img)
 

@@ -1,0 +1,146 @@
+"""The built-in encoder: H&E colour, stain, texture and nuclear-density statistics, no weights.
+
+Why: everything must work on a laptop with no GPU and no model downloaded. These
+features are the ones a pathologist's eye uses first and that separate tissue
+classes reasonably well (stroma vs. tumour vs. fat vs. necrosis, blur, pen, folds):
+
+- colour: RGB mean and spread, saturation, luminance distribution;
+- stains: Ruifrok-Johnston colour deconvolution into haematoxylin (nuclei), eosin
+  (cytoplasm, stroma) and a residual channel; their means, spreads, and the
+  fraction of pixels above a ladder of concentrations;
+- texture at three scales (tile, 1/2, 1/4): gradient energy, Laplacian energy and
+  local standard deviation of optical density and haematoxylin;
+- spatial structure: autocorrelation of haematoxylin and eosin at 2, 8 and 32 px;
+- nuclei: the fraction of strongly haematoxylin-stained pixels and the density of
+  haematoxylin peaks (one per nucleus, roughly) at two thresholds.
+
+Every operation is a tensor op on the whole batch (no per-tile Python), so the
+encoder runs at hundreds of tiles a second on two CPU cores. Values are kept
+roughly in unit range (fractions, optical densities, log energies); consumers that
+compare tiles standardise per slide.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .tile_encoder import resize_square, uint8_to_nchw
+
+# Stain vectors (optical density per unit stain, R, G, B): Ruifrok & Johnston 2001, as skimage.
+_RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+_RGB_FROM_HED = _RGB_FROM_HED / np.linalg.norm(_RGB_FROM_HED, axis=1, keepdims=True)
+HED_FROM_RGB = np.linalg.inv(_RGB_FROM_HED).astype(np.float32)
+
+INPUT_SIZE = 224
+H_LADDER = (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.3)
+E_LADDER = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
+LUMA_LADDER = (0.2, 0.35, 0.5, 0.65, 0.8, 0.9)
+NUCLEUS_H = (0.45, 0.8)
+SHIFTS = (2, 8, 32)
+SCALES = (1, 2, 4)
+TISSUE_OD = 0.3  # summed RGB optical density above which a pixel is stained (not glass)
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "tissue_fraction", "glass_fraction", "dark_fraction",
+    "r_mean", "g_mean", "b_mean", "r_std", "g_std", "b_std", "sat_mean", "sat_std",
+    *(f"luma_gt_{t}" for t in LUMA_LADDER),
+    "h_mean", "h_std", "e_mean", "e_std", "res_mean", "res_std", "h_share",
+    *(f"h_gt_{t}" for t in H_LADDER), *(f"e_gt_{t}" for t in E_LADDER),
+    *(f"{m}_{c}_s{s}" for s in SCALES for c in ("od", "h") for m in ("grad", "lap", "lstd")),
+    *(f"lstd_e_s{s}" for s in SCALES),
+    *(f"acorr_{c}_{d}" for c in ("h", "e") for d in SHIFTS),
+    *(f"{m}_{t}" for t in NUCLEUS_H for m in ("nuc_frac", "nuc_density", "nuc_size")),
+)
+
+
+def _masked_mean_std(v: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of v (B, HW) over the pixels where m (B, HW) is 1; 0 where m is empty."""
+    n = m.sum(1).clamp_min(1.0)
+    mean = (v * m).sum(1) / n
+    var = (((v - mean[:, None]) ** 2) * m).sum(1) / n
+    return mean, var.sqrt()
+
+
+def _texture(x: torch.Tensor, lstd_only: bool = False) -> list[torch.Tensor]:
+    """Gradient, Laplacian and local-std energies (log1p of means) of x (B, 1, H, W)."""
+    mu = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    var = F.avg_pool2d(x * x, 3, 1, 1, count_include_pad=False) - mu * mu
+    lstd = torch.log1p(10 * var.clamp_min(0).sqrt().mean((1, 2, 3)))
+    if lstd_only:
+        return [lstd]
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean((1, 2, 3))
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean((1, 2, 3))
+    lap = (4 * x[..., 1:-1, 1:-1] - x[..., :-2, 1:-1] - x[..., 2:, 1:-1] - x[..., 1:-1, :-2] - x[..., 1:-1, 2:])
+    return [torch.log1p(10 * (dx + dy)), torch.log1p(10 * lap.abs().mean((1, 2, 3))), lstd]
+
+
+def _autocorr(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """Normalised autocorrelation of x (B, H, W) at a horizontal and vertical shift, averaged."""
+    xc = x - x.mean((1, 2), keepdim=True)
+    var = (xc * xc).mean((1, 2)).clamp_min(1e-6)
+    cx = (xc[:, :, shift:] * xc[:, :, :-shift]).mean((1, 2))
+    cy = (xc[:, shift:, :] * xc[:, :-shift, :]).mean((1, 2))
+    return (cx + cy) / (2 * var)
+
+
+class HEStatsEncoder(nn.Module):
+    """uint8 tiles (B, H, W, 3) → (B, 73) float32 H&E statistics; resized to 224 px first."""
+
+    input_size = INPUT_SIZE
+    embed_dim = len(FEATURE_NAMES)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("hed_from_rgb", torch.from_numpy(HED_FROM_RGB), persistent=False)
+
+    def forward(self, tiles: torch.Tensor) -> torch.Tensor:
+        x = resize_square(uint8_to_nchw(tiles), INPUT_SIZE, "bilinear") / 255.0  # (B, 3, S, S)
+        b = x.shape[0]
+        od = -torch.log((x * 255.0 + 1.0) / 256.0)  # Beer-Lambert optical density, 0 on white
+        hed = torch.einsum("bchw,cd->bdhw", od, self.hed_from_rgb).clamp_min(0)
+        od_mean = od.mean(1, keepdim=True)
+        # Fine texture at full resolution; everything else on 2x2 means (4x fewer pixels).
+        x2, od2, hed2 = (F.avg_pool2d(t, 2) for t in (x, od, hed))
+        h, e, res = hed2[:, 0], hed2[:, 1], hed2[:, 2]
+        od_sum = od2.sum(1)
+        tissue = (od_sum > TISSUE_OD).float().flatten(1)
+        rgb = x2.flatten(2)
+        luma = (0.299 * x2[:, 0] + 0.587 * x2[:, 1] + 0.114 * x2[:, 2]).flatten(1)
+        mx, mn = x2.amax(1), x2.amin(1)
+        sat = ((mx - mn) / mx.clamp_min(1e-3)).flatten(1)
+        hf, ef, rf = h.flatten(1), e.flatten(1), res.flatten(1)
+
+        feats: list[torch.Tensor] = [tissue.mean(1), (od_sum.flatten(1) < 0.1).float().mean(1), (luma < 0.2).float().mean(1)]
+        feats += list(rgb.mean(2).unbind(1)) + list(rgb.std(2).unbind(1)) + [sat.mean(1), sat.std(1)]
+        feats += [(luma > t).float().mean(1) for t in LUMA_LADDER]
+        h_mean, h_std = _masked_mean_std(hf, tissue)
+        e_mean, e_std = _masked_mean_std(ef, tissue)
+        feats += [h_mean, h_std, e_mean, e_std, *_masked_mean_std(rf, tissue)]
+        feats.append(h_mean / (h_mean + e_mean).clamp_min(1e-3))
+        feats += [(hf > t).float().mean(1) for t in H_LADDER]
+        feats += [(ef > t).float().mean(1) for t in E_LADDER]
+
+        od_half = od2.mean(1, keepdim=True)
+        pyramid = [(od_mean, hed[:, :2]), (od_half, hed2[:, :2]),
+                   (F.avg_pool2d(od_half, 2), F.avg_pool2d(hed2[:, :2], 2))]  # SCALES 1, 2, 4
+        lstd_e = []
+        for o, he in pyramid:
+            feats += _texture(o) + _texture(he[:, :1])
+            lstd_e += _texture(he[:, 1:2], lstd_only=True)
+        feats += lstd_e
+        for chan in (h, e):  # at half resolution: shifts of 1, 4, 16 are 2, 8, 32 tile pixels
+            feats += [_autocorr(chan, d // 2) for d in SHIFTS]
+
+        hs = F.avg_pool2d(h[:, None], 3, 1, 1, count_include_pad=False)
+        peaks = hs == F.max_pool2d(hs, 5, 1, 2)
+        area = float(INPUT_SIZE * INPUT_SIZE)
+        for t in NUCLEUS_H:
+            frac = (hs > t).float().flatten(1).mean(1)
+            count = (peaks & (hs > t)).float().flatten(1).sum(1)
+            feats += [frac, torch.log1p(count * 1e4 / area), torch.log1p(frac * area / count.clamp_min(1.0)) / 5]
+        out = torch.stack(feats, dim=1)
+        assert out.shape == (b, self.embed_dim)
+        return out.float()

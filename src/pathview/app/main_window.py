@@ -1,0 +1,211 @@
+"""The main window: one or two slide views, overview, info, slide browser, menus, status bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QWidget,
+)
+
+from ..errors import PathviewError
+from ..slide import open_slide
+from ..viewport import PRESETS, Viewport
+from .info_panel import InfoPanel
+from .overview import OverviewWidget
+from .slide_browser import SlideBrowser
+from .slide_view import SlideView
+
+MAX_RECENT = 10
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, cache_mb: int = 512) -> None:
+        super().__init__()
+        self.setWindowTitle("pathview")
+        self.resize(1400, 900)
+        self.setAcceptDrops(True)
+        self.cache_bytes = cache_mb * 1024 * 1024
+        self.settings = QSettings("pathview", "pathview")
+        self.views: list[SlideView] = []
+        self.sync_views = True
+        self._syncing = False
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.placeholder = QLabel("Open a slide: File › Open (Ctrl+O), drop a file here, or browse a folder.")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.splitter.addWidget(self.placeholder)
+        self.setCentralWidget(self.splitter)
+        self.overview_dock = self._dock("Overview", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.info_dock = self._dock("Slide information", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.browser = SlideBrowser()
+        self.browser.open_requested.connect(self.open_path)
+        self.browser_dock = self._dock("Slides", Qt.DockWidgetArea.LeftDockWidgetArea, self.browser)
+        self.browser_dock.hide()
+        self.status_position = QLabel()
+        self.status_view = QLabel()
+        self.statusBar().addWidget(self.status_position, 1)
+        self.statusBar().addPermanentWidget(self.status_view)
+        self._build_menus()
+
+    def _dock(self, title: str, area, widget: QWidget | None = None) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        if widget is not None:
+            dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    # -- menus --------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Open slide…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open &beside…", lambda: self.open_dialog(beside=True), "Ctrl+Shift+O")
+        self._action(file_menu, "Browse &folder…", self.browse_dialog, "Ctrl+B")
+        self.recent_menu = file_menu.addMenu("&Recent slides")
+        self._refresh_recent()
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        view_menu = self.menuBar().addMenu("&View")
+        self._action(view_menu, "Zoom to &fit  (0)", lambda: self._each(lambda v: v.zoom_to_fit()))
+        for i, mag in enumerate(PRESETS):
+            self._action(view_menu, f"{mag:g}x  ({i + 1})", lambda _=False, m=mag: self._each(lambda v: v.set_magnification(m)))
+        sync = self._action(view_menu, "&Synchronise side-by-side views", self._toggle_sync)
+        sync.setCheckable(True)
+        sync.setChecked(True)
+        self._action(view_menu, "&Close second view", self._close_second)
+
+    def _action(self, menu, text, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _each(self, fn) -> None:
+        if self.views:
+            fn(self.views[0])
+
+    def _toggle_sync(self, checked: bool) -> None:
+        self.sync_views = checked
+
+    # -- opening ------------------------------------------------------------------------------
+    def open_dialog(self, beside: bool = False) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open slide", str(self._last_folder()),
+                                              "Slides (*.svs *.ndpi *.mrxs *.scn *.bif *.tif *.tiff *.dcm *.vms *.png *.jpg);;All files (*)")
+        if path:
+            self.open_path(path, beside=beside)
+
+    def browse_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Browse slides", str(self._last_folder()))
+        if folder:
+            self.browse(Path(folder))
+
+    def browse(self, folder: Path) -> None:
+        self.browser.set_folder(folder)
+        self.browser_dock.show()
+
+    def _last_folder(self) -> Path:
+        recent = self.recent_files()
+        return Path(recent[0]).parent if recent else Path.home()
+
+    def open_path(self, path: str, beside: bool = False) -> SlideView | None:
+        """Open a slide; on failure show one clear dialog and keep what was open."""
+        try:
+            slide = open_slide(path)
+        except PathviewError as exc:
+            QMessageBox.critical(self, "Cannot open slide", str(exc))
+            return None
+        view = SlideView(slide, self.cache_bytes)
+        view.cursor_moved.connect(self._show_position)
+        view.view_changed.connect(lambda v, src=view: self._on_view_changed(src, v))
+        if not beside or not self.views:
+            for old in self.views:
+                old.shutdown()
+                old.setParent(None)
+                old.slide.close()
+            self.views = []
+            self.placeholder.hide()
+        elif len(self.views) == 2:
+            old = self.views.pop()
+            old.shutdown()
+            old.setParent(None)
+        self.views.append(view)
+        self.splitter.addWidget(view)
+        if len(self.views) == 1:
+            self.overview_dock.setWidget(OverviewWidget(view))
+            self.info_dock.setWidget(InfoPanel(slide))
+        view.setFocus()
+        self._add_recent(path)
+        self.setWindowTitle(" | ".join(Path(v.slide.path).name for v in self.views) + " — pathview")
+        return view
+
+    def _close_second(self) -> None:
+        if len(self.views) == 2:
+            old = self.views.pop()
+            old.shutdown()
+            old.setParent(None)
+
+    # -- synchronised navigation --------------------------------------------------------------
+    def _on_view_changed(self, source: SlideView, view: Viewport) -> None:
+        self.status_view.setText(f"{source.magnification:.3g}x · "
+                                 + (f"{source.slide.mpp:.4g} µm/px" if source.slide.mpp else "no mpp"))
+        if not self.sync_views or self._syncing or len(self.views) < 2:
+            return
+        self._syncing = True
+        try:
+            for other in self.views:
+                if other is not source:
+                    # Same physical field: same centre, same magnification.
+                    other.center_on(view.cx, view.cy)
+                    other.set_magnification(source.magnification)
+        finally:
+            self._syncing = False
+
+    def _show_position(self, x: float, y: float) -> None:
+        mpp = self.views[0].slide.mpp if self.views else None
+        text = f"x {x:.0f}, y {y:.0f} px"
+        if mpp:
+            text += f"  ({x * mpp:.1f}, {y * mpp:.1f} µm)"
+        self.status_position.setText(text)
+
+    # -- recent files, drag and drop ----------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _add_recent(self, path: str) -> None:
+        recent = [str(Path(path).resolve())] + [p for p in self.recent_files() if p != str(Path(path).resolve())]
+        self.settings.setValue("recent", recent[:MAX_RECENT])
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.recent_files():
+            self._action(self.recent_menu, p, lambda _=False, path=p: self.open_path(path))
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        for i, p in enumerate(paths[:2]):
+            if Path(p).is_dir() and not any(Path(p).glob("*.dcm")):
+                self.browse(Path(p))
+            else:
+                self.open_path(p, beside=i > 0)
+
+    def closeEvent(self, event) -> None:
+        for v in self.views:
+            v.shutdown()
+        self.browser.shutdown()
+        super().closeEvent(event)

@@ -122,7 +122,7 @@ class MainWindow(QMainWindow):
         try:
             slide = open_slide(path)
         except PathviewError as exc:
-            QMessageBox.critical(self, "Cannot open slide", str(exc))
+            self.show_error("Cannot open slide", str(exc))
             return None
         view = SlideView(slide, self.cache_bytes)
         view.cursor_moved.connect(self._show_position)
@@ -147,6 +147,13 @@ class MainWindow(QMainWindow):
         self._add_recent(path)
         self.setWindowTitle(" | ".join(Path(v.slide.path).name for v in self.views) + " — pathview")
         return view
+
+    def show_error(self, title: str, message: str) -> QMessageBox:
+        """Show an error without blocking: the window stays usable behind it."""
+        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        return box
 
     def _close_second(self) -> None:
         if len(self.views) == 2:

@@ -1,0 +1,111 @@
+"""The desktop viewer, driven like a user would (real widgets, offscreen)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import BROKEN, CMU_SVS
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QMessageBox
+
+from pathview.app.main_window import MainWindow
+from pathview.app.qimage import from_qimage
+from pathview.render import compose
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # recent files go to a scratch config
+    win = MainWindow(cache_mb=64)
+    win.resize(1100, 750)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+
+
+def settle(qtbot, view) -> None:
+    qtbot.waitUntil(lambda: view.is_complete() and view.loader.idle(), timeout=20000)
+    view.repaint()
+
+
+def screen_pixels(view) -> np.ndarray:
+    return from_qimage(view.grab().toImage())
+
+
+def test_preset_pan_overview_and_pixels_match_the_slide(window, qtbot):
+    view = window.open_path(str(CMU_SVS))
+    settle(qtbot, view)
+    qtbot.keyClick(view, Qt.Key.Key_4)  # 10x preset
+    assert view.magnification == pytest.approx(10, rel=1e-3)
+    before = view.view
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    assert view.view.cx == pytest.approx(before.cx + before.width * before.downsample * 0.25)
+    assert view.view.cy == before.cy
+
+    overview = window.overview_dock.widget()
+    rect = overview._image_rect()
+    qtbot.mouseClick(overview, Qt.MouseButton.LeftButton, pos=QPoint(int(rect.center().x()), int(rect.center().y())))
+    w, h = view.slide.dimensions
+    assert view.view.cx == pytest.approx(w / 2, abs=w / rect.width() * 1.5)
+    assert view.view.cy == pytest.approx(h / 2, abs=h / rect.height() * 1.5)
+
+    settle(qtbot, view)
+    shown = screen_pixels(view).astype(np.int16)
+    expected = compose(view.source, view.view).astype(np.int16)
+    assert shown.shape == expected.shape
+    band = slice(0, shown.shape[0] - 60)  # leave out the scale bar in the bottom-left corner
+    assert np.abs(shown[band] - expected[band]).mean() < 5.0  # Qt and Pillow resample slightly differently
+    region = view.slide.read_scaled(
+        (round(view.view.x0), round(view.view.y0), round(view.view.width * view.view.downsample),
+         round(view.view.height * view.view.downsample)), (view.view.width, view.view.height)).astype(np.int16)
+    assert np.abs(shown[band] - region[band]).mean() < 6.0, "the screen shows the slide's own pixels"
+
+
+def test_zooming_in_is_never_blank_while_tiles_load(window, qtbot):
+    view = window.open_path(str(CMU_SVS))
+    settle(qtbot, view)
+    view.source.cache.clear()
+    view.center_on(1100, 1500)
+    view.set_magnification(40)
+    shown = screen_pixels(view)  # before any exact tile arrives
+    assert view.last_exact_missing > 0, "the exact tiles were not loaded yet"
+    white = np.all(shown >= 254, axis=-1).mean()
+    assert white < 0.05, "the thumbnail stands in for tiles still loading"
+
+
+def test_wheel_zoom_keeps_the_point_under_the_cursor(window, qtbot):
+    view = window.open_path(str(CMU_SVS))
+    settle(qtbot, view)
+    anchor = (300.0, 200.0)
+    before = view.view.to_level0(*anchor)
+    view.zoom(2 ** 0.25, anchor=anchor)
+    after = view.view.to_level0(*anchor)
+    assert after == pytest.approx(before, abs=1e-6)
+
+
+def test_broken_slide_shows_one_clear_error_and_the_open_slide_stays(window, qtbot):
+    view = window.open_path(str(CMU_SVS))
+    assert window.open_path(str(BROKEN / "CMU-1-Small-Region-truncated.svs")) is None
+    boxes = window.findChildren(QMessageBox)
+    assert boxes and "truncated" in boxes[-1].text()
+    assert window.views == [view]
+    view.zoom(2.0)
+    settle(qtbot, view)
+
+
+def test_side_by_side_views_follow_each_other(window, qtbot):
+    left = window.open_path(str(CMU_SVS))
+    right = window.open_path(str(CMU_SVS), beside=True)
+    assert window.views == [left, right]
+    left.set_magnification(20)
+    left.center_on(800, 900)
+    assert right.view.cx == pytest.approx(800) and right.view.cy == pytest.approx(900)
+    assert right.magnification == pytest.approx(20, rel=1e-3)
+
+
+def test_label_image_is_hidden_until_asked(window):
+    window.open_path(str(CMU_SVS))
+    panel = window.info_dock.widget()
+    assert panel.image_labels["label"].pixmap().isNull()
+    assert not panel.image_labels["thumbnail"].pixmap().isNull()

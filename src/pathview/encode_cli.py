@@ -1,9 +1,193 @@
-"""Command-line commands of the encoders: registered on the main app by cli.py."""
+"""Command-line commands of the encoders: registered on the main app by cli.py.
+
+``pathview models`` lists the registry (installed or not, where the files go);
+``pathview models check NAME`` loads one and embeds a tile; ``pathview encode SLIDE -o
+OUTDIR`` writes ``OUTDIR/tiles.h5``. torch, timm and transformers are imported inside
+the commands only, so other commands start fast.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from .errors import PathviewError
+
+Weights = Annotated[Optional[Path], typer.Option("--weights", help="Model folder (or weights file) to load.")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 
 
 def register(app: typer.Typer) -> None:
     """Add the encoder commands (`models`, `encode`) to ``app``."""
+    app.command("models")(models)
+    app.command("encode")(encode)
+
+
+def models(
+    action: Annotated[Optional[str], typer.Argument(help="'check' to load an encoder and embed one tile.")] = None,
+    name: Annotated[Optional[str], typer.Argument(help="Encoder to check.")] = None,
+    weights: Weights = None,
+    device: Device = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    random_weights: Annotated[bool, typer.Option("--random-weights", hidden=True,
+                                                 help="Check the architecture with random weights.")] = False,
+) -> None:
+    """List the tile encoders (installed or not, and where their files go); `models check NAME` tries one."""
+    if action is None:
+        return _list_models(as_json)
+    if action != "check" or not name:
+        raise PathviewError("usage: pathview models [check NAME] (e.g. pathview models check uni)")
+    _check_model(name, weights, device, random_weights, as_json)
+
+
+def _list_models(as_json: bool) -> None:
+    from .encoders import list_specs
+    from .encoders.weights import default_folder, locate
+
+    records = []
+    for spec in list_specs():
+        found = locate(spec) if spec.needs_weights else None
+        records.append({
+            "name": spec.name, "title": spec.title, "installed": (found is not None) or not spec.needs_weights,
+            "weights": str(found) if found else None, "family": spec.family, "arch": spec.arch,
+            "embed_dim": spec.embed_dim, "embedding": spec.pooling, "input_size": spec.input_size, "mpp": spec.mpp,
+            "params_m": spec.params_m, "licence": spec.licence, "card": spec.card,
+            "expected_files": list(spec.files), "install_to": str(default_folder(spec)) if spec.needs_weights else None,
+        })
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    for r in records:
+        if not r["weights"] and r["installed"]:
+            state = "built in"
+        elif r["installed"]:
+            state = f"installed: {r['weights']}"
+        else:
+            state = f"not installed: put {' or '.join(r['expected_files'])} in {r['install_to']}/"
+        typer.echo(f"{r['name']:15s} {r['embed_dim']:5d}-d  {r['input_size']} px @ {r['mpp']} µm/px  "
+                   f"{r['params_m']:6.0f}M  {r['title']}")
+        typer.echo(f"{'':15s} {state}")
+        typer.echo(f"{'':15s} {r['card']} ({r['licence']})")
+    typer.echo("\nmodel folders are searched in $PATHVIEW_MODELS, ./models, and the user data folder; "
+               "or give --weights PATH")
+
+
+def _sample_tile(size: int):
+    """Return one synthetic H&E tile (size, size, 3) with tissue in it."""
+    import numpy as np
+
+    from .slide.demo import render_demo_tissue
+
+    img = render_demo_tissue(max(512, 2 * size), max(512, 2 * size), seed=3)
+    best, tile = -1.0, img[:size, :size]
+    for y in range(0, img.shape[0] - size + 1, size // 2):
+        for x in range(0, img.shape[1] - size + 1, size // 2):
+            cand = img[y:y + size, x:x + size]
+            stained = float((cand.astype(np.int16).sum(-1) < 600).mean())
+            if stained > best:
+                best, tile = stained, cand
+    return np.ascontiguousarray(tile)
+
+
+def _check_model(name: str, weights: Path | None, device: str, random_weights: bool, as_json: bool) -> None:
+    import numpy as np
+
+    from .analysis.runner import embed_tiles, resolve_device
+    from .encoders import load_encoder
+
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    enc = load_encoder(name, weights, device=dev, random_weights=random_weights)
+    load_s = time.perf_counter() - t0
+    tile = _sample_tile(enc.spec.resize_to or enc.spec.input_size)
+    t1 = time.perf_counter()
+    feats = embed_tiles(enc, tile[None], dev)[0]
+    run_s = time.perf_counter() - t1
+    ok = bool(np.isfinite(feats).all()) and feats.shape == (enc.embed_dim,)
+    params = sum(p.numel() for p in enc.module.parameters()) / 1e6
+    rec = {"name": enc.name, "weights": str(enc.weights) if enc.weights else None, "device": str(dev),
+           "params_m": round(params, 1), "embed_dim": enc.embed_dim, "load_s": round(load_s, 2),
+           "tile_s": round(run_s, 2), "finite": ok, "norm": float(np.linalg.norm(feats))}
+    if as_json:
+        typer.echo(json.dumps(rec, indent=2))
+    else:
+        source = rec["weights"] or ("random weights" if random_weights else "built in")
+        typer.echo(f"{enc.name}: {params:.1f}M parameters from {source}, loaded in {load_s:.1f} s")
+        typer.echo(f"one {tile.shape[0]} px tile -> {enc.embed_dim} values in {run_s:.2f} s on {dev}; "
+                   f"{'all finite' if ok else 'NOT FINITE'}, norm {rec['norm']:.3g}")
+    if not ok:
+        raise PathviewError(f"encoder '{enc.name}' produced non-finite or mis-shaped features")
+
+
+def encode(
+    slide: Annotated[Path, typer.Argument(help="Slide file or DICOM folder.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (tiles.h5 is written there).")],
+    encoder: Annotated[str, typer.Option("--encoder", help="Encoder name (see `pathview models`).")] = "pathview-he",
+    weights: Weights = None,
+    device: Device = "auto",
+    mpp: Annotated[Optional[float], typer.Option("--mpp", help="Tile resolution in µm/px (default: the encoder's).")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", min=8, help="Tile side in px (default: the encoder's).")] = None,
+    min_tissue: Annotated[float, typer.Option("--min-tissue", min=0.0, max=1.0, help="Smallest tissue fraction kept.")] = 0.1,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Tiles per batch (halved on GPU out-of-memory).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Tile reader threads.")] = 4,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the encoder (pays off on long GPU runs).")] = False,
+    slide_mpp: Annotated[Optional[float], typer.Option("--slide-mpp", help="Pixel size in µm for slides that record none.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Encode a slide's tissue tiles with a tile encoder into OUTPUT/tiles.h5."""
+    from .analysis.encode import EncodeCancelled, encode_slide
+    from .analysis.runner import resolve_device
+    from .encoders import get_spec, load_encoder
+    from .slide import detect_tissue, open_slide, tile_grid
+
+    spec = get_spec(encoder)
+    dev = resolve_device(device)
+    with open_slide(slide, mpp=slide_mpp) as s:
+        s.require_mpp()
+        tile_mpp = mpp or spec.mpp
+        tile_px = size or spec.resize_to or spec.input_size
+        grid = tile_grid(s, mpp=tile_mpp, size=tile_px, mask=detect_tissue(s), min_tissue=min_tissue)
+        enc = load_encoder(encoder, weights, device=dev)
+        if not quiet:
+            typer.echo(f"{len(grid)} tiles of {tile_px} px at {tile_mpp} µm/px; {enc.label} on {dev}", err=True)
+        try:
+            with _progress(len(grid), quiet) as on_progress:
+                result = encode_slide(s, grid, enc, output, device=dev, batch_size=batch_size, workers=workers,
+                                      compile=compile, progress=on_progress)
+        except KeyboardInterrupt:
+            raise EncodeCancelled(0, len(grid)) from None
+    typer.echo(f"wrote {result.path}: {result.tiles} tiles x {result.feature_dim} features ({result.encoder}) "
+               f"in {result.seconds:.1f} s, {result.tiles_per_s:.0f} tiles/s on {result.device}")
+
+
+class _progress:
+    """A rich progress bar fed by encode events (nothing when quiet)."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.quiet = total, quiet
+        self.bar = None
+
+    def __enter__(self):
+        if self.quiet:
+            return lambda _e: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True)
+        self.bar.start()
+        task = self.bar.add_task("encode", total=self.total, rate="")
+
+        def on_event(e) -> None:
+            if e.kind == "oom":
+                self.bar.console.print(f"[yellow]{e.message}")
+            self.bar.update(task, completed=e.done, rate=f"{e.tiles_per_s:.0f} tiles/s")
+
+        return on_event
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

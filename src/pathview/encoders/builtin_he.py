@@ -14,8 +14,9 @@ classes reasonably well (stroma vs. tumour vs. fat vs. necrosis, blur, pen, fold
 - nuclei: the fraction of strongly haematoxylin-stained pixels and the density of
   haematoxylin peaks (one per nucleus, roughly) at two thresholds.
 
-Every operation is a tensor op on the whole batch (no per-tile Python), so the
-encoder runs at hundreds of tiles a second on two CPU cores. Values are kept
+Every operation is a tensor op on a whole batch (no per-pixel or per-tile Python); on
+a CPU the batch is taken two tiles at a time so that the intermediate images stay in
+cache, about 100 tiles a second on one core. Values are kept
 roughly in unit range (fractions, optical densities, log energies); consumers that
 compare tiles standardise per slide.
 """
@@ -41,7 +42,9 @@ LUMA_LADDER = (0.2, 0.35, 0.5, 0.65, 0.8, 0.9)
 NUCLEUS_H = (0.45, 0.8)
 SHIFTS = (2, 8, 32)
 SCALES = (1, 2, 4)
-TISSUE_OD = 0.3  # summed RGB optical density above which a pixel is stained (not glass)
+CPU_BLOCK = 2  # tiles per pass on a CPU
+TISSUE_OD = 0.3  # summed RGB optical density above which a pixel is stained
+GLASS_OD = 0.25  # ... and below which it is bare glass (about RGB 235 and brighter)
 
 FEATURE_NAMES: tuple[str, ...] = (
     "tissue_fraction", "glass_fraction", "dark_fraction",
@@ -64,10 +67,22 @@ def _masked_mean_std(v: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, to
     return mean, var.sqrt()
 
 
+def _box3(x: torch.Tensor) -> torch.Tensor:
+    """3x3 mean over the valid region (H-2, W-2): separable sums, far cheaper than a pooling op."""
+    r = x[..., :-2, :] + x[..., 1:-1, :] + x[..., 2:, :]
+    return (r[..., :-2] + r[..., 1:-1] + r[..., 2:]) * (1.0 / 9.0)
+
+
+def _half(x: torch.Tensor) -> torch.Tensor:
+    """2x2 block means of NCHW x (even H and W)."""
+    b, c, h, w = x.shape
+    return x.reshape(b, c, h // 2, 2, w // 2, 2).mean((3, 5))
+
+
 def _texture(x: torch.Tensor, lstd_only: bool = False) -> list[torch.Tensor]:
     """Gradient, Laplacian and local-std energies (log1p of means) of x (B, 1, H, W)."""
-    mu = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
-    var = F.avg_pool2d(x * x, 3, 1, 1, count_include_pad=False) - mu * mu
+    mu = _box3(x)
+    var = _box3(x * x) - mu * mu
     lstd = torch.log1p(10 * var.clamp_min(0).sqrt().mean((1, 2, 3)))
     if lstd_only:
         return [lstd]
@@ -97,13 +112,19 @@ class HEStatsEncoder(nn.Module):
         self.register_buffer("hed_from_rgb", torch.from_numpy(HED_FROM_RGB), persistent=False)
 
     def forward(self, tiles: torch.Tensor) -> torch.Tensor:
-        x = resize_square(uint8_to_nchw(tiles), INPUT_SIZE, "bilinear") / 255.0  # (B, 3, S, S)
+        if tiles.device.type == "cpu" and len(tiles) > CPU_BLOCK:
+            # Cache blocking: the ~200 passes over each block stay in L2 (3x faster than whole batches).
+            return torch.cat([self._forward(tiles[i:i + CPU_BLOCK]) for i in range(0, len(tiles), CPU_BLOCK)])
+        return self._forward(tiles)
+
+    def _forward(self, tiles: torch.Tensor) -> torch.Tensor:
+        x = resize_square(uint8_to_nchw(tiles), INPUT_SIZE, "bilinear").contiguous() / 255.0  # (B, 3, S, S)
         b = x.shape[0]
         od = -torch.log((x * 255.0 + 1.0) / 256.0)  # Beer-Lambert optical density, 0 on white
-        hed = torch.einsum("bchw,cd->bdhw", od, self.hed_from_rgb).clamp_min(0)
+        hed = F.conv2d(od, self.hed_from_rgb.t()[:, :, None, None]).clamp_min_(0)
         od_mean = od.mean(1, keepdim=True)
         # Fine texture at full resolution; everything else on 2x2 means (4x fewer pixels).
-        x2, od2, hed2 = (F.avg_pool2d(t, 2) for t in (x, od, hed))
+        x2, od2, hed2 = (_half(t) for t in (x, od, hed))
         h, e, res = hed2[:, 0], hed2[:, 1], hed2[:, 2]
         od_sum = od2.sum(1)
         tissue = (od_sum > TISSUE_OD).float().flatten(1)
@@ -113,7 +134,7 @@ class HEStatsEncoder(nn.Module):
         sat = ((mx - mn) / mx.clamp_min(1e-3)).flatten(1)
         hf, ef, rf = h.flatten(1), e.flatten(1), res.flatten(1)
 
-        feats: list[torch.Tensor] = [tissue.mean(1), (od_sum.flatten(1) < 0.1).float().mean(1), (luma < 0.2).float().mean(1)]
+        feats: list[torch.Tensor] = [tissue.mean(1), (od_sum.flatten(1) < GLASS_OD).float().mean(1), (luma < 0.2).float().mean(1)]
         feats += list(rgb.mean(2).unbind(1)) + list(rgb.std(2).unbind(1)) + [sat.mean(1), sat.std(1)]
         feats += [(luma > t).float().mean(1) for t in LUMA_LADDER]
         h_mean, h_std = _masked_mean_std(hf, tissue)
@@ -125,7 +146,7 @@ class HEStatsEncoder(nn.Module):
 
         od_half = od2.mean(1, keepdim=True)
         pyramid = [(od_mean, hed[:, :2]), (od_half, hed2[:, :2]),
-                   (F.avg_pool2d(od_half, 2), F.avg_pool2d(hed2[:, :2], 2))]  # SCALES 1, 2, 4
+                   (_half(od_half), _half(hed2[:, :2]))]  # SCALES 1, 2, 4
         lstd_e = []
         for o, he in pyramid:
             feats += _texture(o) + _texture(he[:, :1])
@@ -134,9 +155,9 @@ class HEStatsEncoder(nn.Module):
         for chan in (h, e):  # at half resolution: shifts of 1, 4, 16 are 2, 8, 32 tile pixels
             feats += [_autocorr(chan, d // 2) for d in SHIFTS]
 
-        hs = F.avg_pool2d(h[:, None], 3, 1, 1, count_include_pad=False)
+        hs = _box3(h[:, None])
         peaks = hs == F.max_pool2d(hs, 5, 1, 2)
-        area = float(INPUT_SIZE * INPUT_SIZE)
+        area = float(hs.shape[-1] * hs.shape[-2] * 4)  # in full-resolution pixels
         for t in NUCLEUS_H:
             frac = (hs > t).float().flatten(1).mean(1)
             count = (peaks & (hs > t)).float().flatten(1).sum(1)

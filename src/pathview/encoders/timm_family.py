@@ -10,6 +10,7 @@ converter first.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,30 @@ def _layer(name: str) -> Any:
     return {"swiglu_packed": timm.layers.SwiGLUPacked, "silu": nn.SiLU, "gelu": nn.GELU}[name]
 
 
-def timm_kwargs(spec: EncoderSpec, tiny: bool) -> dict[str, Any]:
-    """Return the ``create_model`` kwargs of ``spec``: layer names resolved, test shrinking applied."""
-    kwargs: dict[str, Any] = {"num_classes": 0, **spec.arch_kwargs}
+def folder_model_args(spec: EncoderSpec, folder: Path) -> dict[str, Any]:
+    """Return ``model_args`` of a timm ``config.json`` beside the weights, if it describes ``spec.arch``.
+
+    timm's hf-hub loading builds from these too. The publisher's file is the authority
+    on what it states; the spec supplies the rest, and the layer classes a JSON file
+    cannot hold (``mlp_layer``, ``act_layer``), which the model cards pass in code.
+    """
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        return {}
+    try:
+        data = json.loads(cfg.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("architecture") != spec.arch:
+        return {}
+    args = data.get("model_args") or {}
+    skip = {"pretrained", "num_classes", "mlp_layer", "act_layer", "norm_layer", "block_fn"}
+    return {k: v for k, v in args.items() if isinstance(v, (int, float, str, bool, list)) and k not in skip}
+
+
+def timm_kwargs(spec: EncoderSpec, tiny: bool, folder_args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the ``create_model`` kwargs of ``spec``: folder config applied, layers resolved, tests shrunk."""
+    kwargs: dict[str, Any] = {**spec.arch_kwargs, **(folder_args or {}), "num_classes": 0}
     if tiny:
         kwargs.update(spec.tiny_kwargs or {"embed_dim": 48, "depth": 2, "num_heads": 3})
     for key in ("mlp_layer", "act_layer"):
@@ -39,12 +61,13 @@ def timm_kwargs(spec: EncoderSpec, tiny: bool) -> dict[str, Any]:
     return kwargs
 
 
-def build_vit(spec: EncoderSpec, tiny: bool = False, device: str | torch.device = "meta") -> nn.Module:
-    """Build the bare timm model of ``spec`` (random or uninitialised on ``meta``)."""
+def build_vit(spec: EncoderSpec, tiny: bool = False, device: str | torch.device = "meta",
+              folder_args: Mapping[str, Any] | None = None) -> nn.Module:
+    """Build the bare timm model of ``spec`` (random, or uninitialised on ``meta``)."""
     import timm
 
     with torch.device(device):
-        return timm.create_model(spec.arch, pretrained=False, **timm_kwargs(spec, tiny))
+        return timm.create_model(spec.arch, pretrained=False, **timm_kwargs(spec, tiny, folder_args))
 
 
 class TimmTokens(nn.Module):
@@ -78,7 +101,7 @@ def random_encoder(spec: EncoderSpec, tiny: bool, device: str | torch.device) ->
 
 
 def load_encoder(spec: EncoderSpec, path: Path, tiny: bool) -> TileEncoder:
-    model = build_vit(spec, tiny, "meta")
+    model = build_vit(spec, tiny, "meta", folder_model_args(spec, path.parent))
     state = convert(select_keys(read_state_dict(path, spec), spec), model)
     check_state_dict(model, state, spec, path)
     model.load_state_dict(state, strict=True, assign=True)

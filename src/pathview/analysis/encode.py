@@ -1,0 +1,199 @@
+"""Encode a slide's tiles into ``tiles.h5``: reader threads → device → feature store, overlapped.
+
+Stages: :class:`~pathview.analysis.prefetch.TilePrefetcher` reads big regions on
+threads and packs tiles into (pinned) batches; :class:`~pathview.analysis.runner.BatchRunner`
+copies each batch to the device without blocking and embeds it (preprocessing on the
+device, bf16 autocast on CUDA, halving the batch on out-of-memory); features come back
+with an asynchronous copy and are written one batch behind, so the GPU is never idle
+while the CPU writes. Progress goes to a plain callback; a ``threading.Event`` cancels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..encoders import LoadedEncoder
+from ..errors import PathviewError
+from ..slide import Slide, TileGrid
+from .prefetch import TilePrefetcher
+from .runner import BatchRunner, resolve_device
+from .store import TILES_FILE, TileStoreWriter, store_attrs
+
+
+@dataclass(frozen=True)
+class EncodeProgress:
+    """One progress event: ``kind`` is ``start``, ``batch``, ``oom`` (batch size halved) or ``done``."""
+
+    kind: str
+    done: int
+    total: int
+    batch_size: int
+    tiles_per_s: float = 0.0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """What an encoding run wrote and how fast it went."""
+
+    path: Path
+    tiles: int
+    feature_dim: int
+    seconds: float
+    tiles_per_s: float
+    batch_size: int
+    device: str
+    encoder: str
+
+
+class EncodeCancelled(PathviewError):
+    """The run was cancelled; no ``tiles.h5`` was written (an older one is left untouched)."""
+
+    def __init__(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        super().__init__(f"encoding cancelled after {done} of {total} tiles; no tiles.h5 written")
+
+
+ProgressFn = Callable[[EncodeProgress], None]
+
+
+def output_path(out: str | os.PathLike) -> Path:
+    """Return the ``tiles.h5`` path for an output folder (or a path that already names an .h5 file)."""
+    p = Path(out)
+    return p if p.suffix == ".h5" else p / TILES_FILE
+
+
+def encode_slide(
+    slide: Slide,
+    grid: TileGrid,
+    encoder: LoadedEncoder,
+    out: str | os.PathLike,
+    *,
+    device: str | torch.device | None = "auto",
+    batch_size: int | None = None,
+    workers: int = 4,
+    block_tiles: int = 8,
+    compile: bool = False,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    runner: BatchRunner | None = None,
+) -> EncodeResult:
+    """Encode every tile of ``grid`` with ``encoder`` and write ``out``/tiles.h5 atomically.
+
+    Raises :class:`EncodeCancelled` when ``cancel`` is set (checked between batches).
+    Pass a warmed-up ``runner`` (same encoder) to reuse it, e.g. a compiled one.
+    """
+    dev = runner.device if runner is not None else resolve_device(device)
+    args = (slide, grid, encoder, out, dev, batch_size, workers, block_tiles, compile, progress, cancel, runner)
+    if dev.type == "cpu":
+        with cpu_threads(1):  # parallel over parts of each batch instead (see BatchRunner)
+            return _encode(*args)
+    return _encode(*args)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run torch's CPU ops on ``n`` threads for a while.
+
+    Why: torch's OpenMP threads spin while they wait; with as many of them as cores,
+    any other busy thread (the tile readers) makes every op several times slower
+    (measured: 8 instead of 100 tiles/s on two cores).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(n, before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _encode(slide: Slide, grid: TileGrid, encoder: LoadedEncoder, out: str | os.PathLike, dev: torch.device,
+            batch_size: int | None, workers: int, block_tiles: int, compile: bool, progress: ProgressFn | None,
+            cancel: threading.Event | None, runner: BatchRunner | None) -> EncodeResult:
+    run = _Run(grid, progress)
+    own_runner = runner is None
+    if runner is None:
+        runner = BatchRunner(encoder, dev, batch_size, compile=compile, on_oom=run.on_oom,
+                             cpu_workers=os.cpu_count() or 1)
+    else:
+        runner.on_oom = run.on_oom
+    try:
+        path = run.encode(slide, encoder, output_path(out), runner, workers, block_tiles, cancel)
+    finally:
+        if own_runner:
+            runner.close()
+    seconds = time.perf_counter() - run.t0
+    result = EncodeResult(path, run.total, encoder.embed_dim, seconds, run.total / max(seconds, 1e-9),
+                          runner.batch_size, str(dev), encoder.label)
+    run.emit(EncodeProgress("done", run.total, run.total, runner.batch_size, result.tiles_per_s, f"wrote {path}"))
+    return result
+
+
+class _Run:
+    """One encoding run's state: counts, clock, events."""
+
+    def __init__(self, grid: TileGrid, progress: ProgressFn | None) -> None:
+        self.grid = grid
+        self.total = len(grid)
+        self.done = 0
+        self.batch_size = 0
+        self.emit: ProgressFn = progress or (lambda _e: None)
+        self.t0 = time.perf_counter()
+        self.pending: deque = deque()
+
+    def rate(self) -> float:
+        return self.done / max(time.perf_counter() - self.t0, 1e-9)
+
+    def on_oom(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.emit(EncodeProgress("oom", self.done, self.total, batch_size, self.rate(),
+                                 f"out of memory: batch size now {batch_size}"))
+
+    def flush(self, writer: TileStoreWriter, keep: int) -> None:
+        """Write the pending batches but the last ``keep`` (whose features may still be on their way)."""
+        while len(self.pending) > keep:
+            indices, feats, event = self.pending.popleft()
+            if event is not None:
+                event.synchronize()
+            writer.append(self.grid.coords[indices], self.grid.tissue[indices], feats.numpy())
+            self.done += len(indices)
+            self.emit(EncodeProgress("batch", self.done, self.total, self.batch_size, self.rate()))
+
+    def encode(self, slide: Slide, encoder: LoadedEncoder, path: Path, runner: BatchRunner, workers: int,
+               block_tiles: int, cancel: threading.Event | None) -> Path:
+        cuda = runner.device.type == "cuda"
+        self.batch_size = runner.batch_size
+        self.emit(EncodeProgress("start", 0, self.total, runner.batch_size, message=f"{encoder.label} on {runner.device}"))
+        attrs = store_attrs(slide, self.grid, encoder.label, encoder.embed_dim)
+        with TileStoreWriter(path, self.total, encoder.embed_dim, attrs) as writer, \
+                TilePrefetcher(slide, self.grid, runner.batch_size, workers=workers, block_tiles=block_tiles,
+                               pin=cuda) as prefetcher:
+            for batch in prefetcher:
+                if cancel is not None and cancel.is_set():
+                    raise EncodeCancelled(self.done, self.total)
+                feats = runner(batch.pixels)
+                if cuda:
+                    host = torch.empty(feats.shape, dtype=feats.dtype, pin_memory=True)
+                    host.copy_(feats, non_blocking=True)
+                    event = torch.cuda.Event()
+                    event.record()
+                    prefetcher.release(batch, event)
+                    self.pending.append((batch.indices, host, event))
+                    self.flush(writer, keep=1)  # write the previous batch while this one computes
+                else:
+                    prefetcher.release(batch)
+                    self.pending.append((batch.indices, feats.cpu(), None))
+                    self.flush(writer, keep=0)
+            self.flush(writer, keep=0)
+            if cancel is not None and cancel.is_set() and self.done < self.total:
+                raise EncodeCancelled(self.done, self.total)
+            return writer.commit()

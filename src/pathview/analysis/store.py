@@ -1,0 +1,124 @@
+"""The per-slide feature store, ``tiles.h5``: written as tiles are encoded, committed atomically.
+
+Layout (../shared/DESIGN.md, readable as CLAM / TRIDENT feature files read):
+
+- ``coords`` (N, 2) int64: level-0 top-left corner (x, y) of each tile;
+- ``features`` (N, D) float32: the encoder's embedding of each tile;
+- ``tissue`` (N,) float32: tissue fraction of each tile;
+- attrs ``patch_size``, ``patch_size_level0``, ``mpp``, ``level0_mpp``, ``mpp_source``,
+  ``encoder``, ``slide_quickhash``, ``pathview_version`` (and ``feature_dim``,
+  ``slide_name``, ``tile_order``).
+
+Rows follow the order tiles were read (blocks of neighbouring tiles), not raster
+order: ``coords`` says where each row lies. The file is written under a hidden
+temporary name beside the target and renamed when complete, so a ``tiles.h5`` that
+exists is always whole; an interrupted run leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..slide import Slide, TileGrid
+
+TILES_FILE = "tiles.h5"
+
+
+def store_attrs(slide: Slide, grid: TileGrid, encoder: str, feature_dim: int) -> dict[str, Any]:
+    """Return the attrs of a slide's ``tiles.h5``."""
+    return {
+        "patch_size": int(grid.patch_size),
+        "patch_size_level0": int(grid.patch_size_level0),
+        "mpp": float(grid.mpp),
+        "level0_mpp": float(grid.level0_mpp),
+        "mpp_source": slide.info.mpp_source,
+        "encoder": encoder,
+        "feature_dim": int(feature_dim),
+        "slide_quickhash": slide.info.quickhash,
+        "slide_name": Path(slide.info.path).name,
+        "pathview_version": __version__,
+        "tile_order": "reading",
+    }
+
+
+class TileStoreWriter:
+    """Stream rows into a new ``tiles.h5``; :meth:`commit` renames it into place, :meth:`abort` removes it."""
+
+    def __init__(self, path: str | os.PathLike, n_tiles: int, feature_dim: int, attrs: dict[str, Any],
+                 chunk_rows: int = 1024) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        self.n_tiles = n_tiles
+        self.rows = 0
+        self._h5 = h5py.File(self.tmp, "w")
+        chunks = (min(chunk_rows, n_tiles), feature_dim) if n_tiles else None
+        self._coords = self._h5.create_dataset("coords", (n_tiles, 2), dtype="int64")
+        self._tissue = self._h5.create_dataset("tissue", (n_tiles,), dtype="float32")
+        self._features = self._h5.create_dataset("features", (n_tiles, feature_dim), dtype="float32", chunks=chunks)
+        for key, value in attrs.items():
+            self._h5.attrs[key] = value
+
+    def append(self, coords: np.ndarray, tissue: np.ndarray, features: np.ndarray) -> None:
+        """Write the next ``len(coords)`` rows."""
+        n = len(coords)
+        if self.rows + n > self.n_tiles:
+            raise ValueError(f"more rows than the {self.n_tiles} announced")
+        sl = slice(self.rows, self.rows + n)
+        self._coords[sl] = coords
+        self._tissue[sl] = tissue
+        self._features[sl] = features
+        self.rows += n
+
+    def commit(self) -> Path:
+        """Close the file and move it into place; every announced row must be written."""
+        if self.rows != self.n_tiles:
+            self.abort()
+            raise ValueError(f"only {self.rows} of {self.n_tiles} rows were written")
+        self._h5.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the temporary file; the target is left as it was."""
+        try:
+            self._h5.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> TileStoreWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self.tmp.exists():
+            self.abort()
+
+
+@dataclass(frozen=True)
+class TileStore:
+    """A ``tiles.h5`` read into memory."""
+
+    coords: np.ndarray
+    features: np.ndarray
+    tissue: np.ndarray
+    attrs: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.coords)
+
+
+def read_tile_store(path: str | os.PathLike) -> TileStore:
+    """Read a ``tiles.h5`` (the file, or the folder that holds it)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / TILES_FILE
+    with h5py.File(p, "r") as f:
+        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+        return TileStore(f["coords"][:], f["features"][:], f["tissue"][:], attrs)

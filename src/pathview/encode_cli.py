@@ -133,7 +133,7 @@ def encode(
     size: Annotated[Optional[int], typer.Option("--size", min=8, help="Tile side in px (default: the encoder's).")] = None,
     min_tissue: Annotated[float, typer.Option("--min-tissue", min=0.0, max=1.0, help="Smallest tissue fraction kept.")] = 0.1,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Tiles per batch (halved on GPU out-of-memory).")] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Tile reader threads.")] = 4,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Tile reader threads (default: 12 on a GPU, 4 on a CPU).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the encoder (pays off on long GPU runs).")] = False,
     slide_mpp: Annotated[Optional[float], typer.Option("--slide-mpp", help="Pixel size in µm for slides that record none.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,

@@ -80,7 +80,7 @@ def encode_slide(
     *,
     device: str | torch.device | None = "auto",
     batch_size: int | None = None,
-    workers: int = 4,
+    workers: int | None = None,
     block_tiles: int = 8,
     compile: bool = False,
     progress: ProgressFn | None = None,
@@ -91,8 +91,11 @@ def encode_slide(
 
     Raises :class:`EncodeCancelled` when ``cancel`` is set (checked between batches).
     Pass a warmed-up ``runner`` (same encoder) to reuse it, e.g. a compiled one.
+    ``workers`` (reader threads) defaults to 12 on a GPU (it must keep up), 4 on a CPU.
     """
     dev = runner.device if runner is not None else resolve_device(device)
+    if workers is None:
+        workers = min(12 if dev.type == "cuda" else 4, os.cpu_count() or 4)
     args = (slide, grid, encoder, out, dev, batch_size, workers, block_tiles, compile, progress, cancel, runner)
     if dev.type == "cpu":
         with cpu_threads(1):  # parallel over parts of each batch instead (see BatchRunner)
@@ -185,7 +188,7 @@ class _Run:
                     host = torch.empty(feats.shape, dtype=feats.dtype, pin_memory=True)
                     host.copy_(feats, non_blocking=True)
                     event = torch.cuda.Event()
-                    event.record()
+                    event.record(torch.cuda.current_stream(runner.device))
                     prefetcher.release(batch, event)
                     self.pending.append((batch.indices, host, event))
                     self.flush(writer, keep=1)  # write the previous batch while this one computes

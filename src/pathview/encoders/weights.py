@@ -121,13 +121,19 @@ def _read_one(path: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path), device="cpu")
-    obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:  # memory-mapped: a multi-GB checkpoint is not copied before the weights are assigned
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # legacy (pre-zip) format cannot be mapped
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("state_dict", "model", "teacher"):
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
             obj = obj[key]
     if not isinstance(obj, Mapping):
         raise ValueError("the checkpoint holds no state dict")
-    return dict(obj)
+    state = dict(obj)
+    if state and all(k.startswith("module.") for k in state):  # saved from DistributedDataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
 
 
 def select_keys(state: Mapping[str, torch.Tensor], spec: EncoderSpec) -> dict[str, torch.Tensor]:

@@ -154,12 +154,13 @@ def encode(
         enc = load_encoder(encoder, weights, device=dev)
         if not quiet:
             typer.echo(f"{len(grid)} tiles of {tile_px} px at {tile_mpp} µm/px; {enc.label} on {dev}", err=True)
+        bar = _progress(len(grid), quiet)
         try:
-            with _progress(len(grid), quiet) as on_progress:
+            with bar as on_progress:
                 result = encode_slide(s, grid, enc, output, device=dev, batch_size=batch_size, workers=workers,
                                       compile=compile, progress=on_progress)
-        except KeyboardInterrupt:
-            raise EncodeCancelled(0, len(grid)) from None
+        except KeyboardInterrupt:  # Ctrl-C: the partial file is already gone; say so in one line
+            raise EncodeCancelled(bar.done, len(grid)) from None
     typer.echo(f"wrote {result.path}: {result.tiles} tiles x {result.feature_dim} features ({result.encoder}) "
                f"in {result.seconds:.1f} s, {result.tiles_per_s:.0f} tiles/s on {result.device}")
 
@@ -170,18 +171,25 @@ class _progress:
     def __init__(self, total: int, quiet: bool) -> None:
         self.total, self.quiet = total, quiet
         self.bar = None
+        self.done = 0
 
     def __enter__(self):
         if self.quiet:
-            return lambda _e: None
+            def count(e) -> None:
+                self.done = e.done
+
+            return count
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress(TextColumn("encoding"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True)
+                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True,
+                            console=Console(stderr=True))
         self.bar.start()
         task = self.bar.add_task("encode", total=self.total, rate="")
 
         def on_event(e) -> None:
+            self.done = e.done
             if e.kind == "oom":
                 self.bar.console.print(f"[yellow]{e.message}")
             self.bar.update(task, completed=e.done, rate=f"{e.tiles_per_s:.0f} tiles/s")

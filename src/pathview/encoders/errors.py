@@ -14,6 +14,10 @@ def _few(keys: Sequence[str], n: int = 4) -> str:
     return ", ".join(keys[:n]) + more
 
 
+def _count(items: Sequence[str], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
 class EncoderError(PathviewError):
     """Base class of encoder problems."""
 
@@ -53,11 +57,11 @@ class ModelWeightsError(EncoderError):
         self.mismatched = sorted(mismatched)
         parts = [cause] if cause else []
         if self.missing:
-            parts.append(f"{len(self.missing)} missing keys ({_few(self.missing)})")
+            parts.append(f"{_count(self.missing, 'missing key')} ({_few(self.missing)})")
         if self.unexpected:
-            parts.append(f"{len(self.unexpected)} unexpected keys ({_few(self.unexpected)})")
+            parts.append(f"{_count(self.unexpected, 'unexpected key')} ({_few(self.unexpected)})")
         if self.mismatched:
-            parts.append(f"{len(self.mismatched)} keys of the wrong shape ({_few(self.mismatched, 2)})")
+            parts.append(f"{_count(self.mismatched, 'key')} of the wrong shape ({_few(self.mismatched, 2)})")
         super().__init__(
             f"cannot load the '{name}' weights from '{self.path}': {'; '.join(parts)} "
             "(is this the right model, complete and unmodified?)"

@@ -104,5 +104,6 @@ def load_encoder(spec: EncoderSpec, path: Path, tiny: bool) -> TileEncoder:
 
 def save_weights(encoder: TileEncoder, folder: Path) -> Path:
     """Write ``encoder``'s weights with ``save_pretrained`` (``config.json`` + ``model.safetensors``)."""
-    encoder.backbone.model.save_pretrained(str(folder))
+    with _quiet():
+        encoder.backbone.model.save_pretrained(str(folder))
     return folder / "model.safetensors"

@@ -22,6 +22,15 @@ from pathview.slide import open_slide, tile_grid
 from pathview.slide.tile_reader import read_tile_naive
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: OpenMP teams spin, and on a loaded 2-core machine every op then crawls."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def cmu():
     with open_slide(CMU_SVS) as slide:
@@ -193,3 +202,58 @@ def test_cli_encode_writes_tiles_h5(tmp_path):
     store = read_tile_store(tmp_path / "y")
     assert store.attrs["mpp_source"] == "user" and store.attrs["patch_size"] == 112
     assert store.attrs["patch_size_level0"] == 224
+
+
+class _FakeEvent:
+    """Stands in for a CUDA event: records when it was recorded and waited on."""
+
+    log: list[str] = []
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        _FakeEvent.log.append(f"record {n}")
+
+    def synchronize(self) -> None:
+        reuse = threading.current_thread().name == "tile-prefetch"  # the reader, before refilling a buffer
+        _FakeEvent.log.append(f"{'reuse' if reuse else 'sync'} {self.n}")
+
+
+class _CudaShapedRunner:
+    """A runner that says it is on CUDA but computes on the CPU: drives the GPU branch of the pipeline."""
+
+    def __init__(self, encoder: LoadedEncoder, batch_size: int) -> None:
+        self.encoder, self.batch_size, self.on_oom = encoder, batch_size, None
+        self.device = torch.device("cuda")
+        self._cpu = BatchRunner(encoder, torch.device("cpu"), batch_size)
+
+    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
+        return self._cpu(tiles.clone())
+
+
+def test_gpu_branch_writes_one_batch_behind_and_reuses_buffers_after_their_event(cmu, tmp_path, monkeypatch):
+    """Without a GPU here: the CUDA branch's ordering (async copy, write the previous batch, buffer reuse)."""
+    import pathview.analysis.encode as encode_mod
+
+    slide, grid = cmu
+    enc = load_encoder()
+    _FakeEvent.log = []
+    count = iter(range(10**6))
+    monkeypatch.setattr(encode_mod, "_to_host_async", lambda feats, dev: (feats.clone(), _FakeEvent(next(count))))
+    real = encode_mod.TilePrefetcher
+    monkeypatch.setattr(encode_mod, "TilePrefetcher", lambda *a, pin, **k: real(*a, pin=False, **k))
+    written = []
+    result = encode_slide(slide, grid, enc, tmp_path, runner=_CudaShapedRunner(enc, 8), workers=2,
+                          progress=lambda e: written.append(e.done) if e.kind == "batch" else None)
+    n_batches = -(-len(grid) // 8)
+    records = [x for x in _FakeEvent.log if x.startswith("record")]
+    assert len(records) == n_batches and written[-1] == len(grid)
+    log = _FakeEvent.log
+    # batch k is written (its event waited on) only after batch k+1 was launched
+    for k in range(n_batches - 1):
+        assert log.index(f"record {k + 1}") < log.index(f"sync {k}")
+    # a buffer is refilled only after the event behind its last use (5 buffers, more batches)
+    assert n_batches > 5 and any(x.startswith("reuse") for x in log)
+    reference = encode_slide(slide, grid, enc, tmp_path / "ref", device="cpu", workers=2)
+    a, b = read_tile_store(result.path), read_tile_store(reference.path)
+    np.testing.assert_array_equal(a.coords, b.coords)
+    np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-5)

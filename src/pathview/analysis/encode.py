@@ -185,11 +185,8 @@ class _Run:
                     raise EncodeCancelled(self.done, self.total)
                 feats = runner(batch.pixels)
                 if cuda:
-                    host = torch.empty(feats.shape, dtype=feats.dtype, pin_memory=True)
-                    host.copy_(feats, non_blocking=True)
-                    event = torch.cuda.Event()
-                    event.record(torch.cuda.current_stream(runner.device))
-                    prefetcher.release(batch, event)
+                    host, event = _to_host_async(feats, runner.device)
+                    prefetcher.release(batch, event)  # its tiles are on the device once this batch is done
                     self.pending.append((batch.indices, host, event))
                     self.flush(writer, keep=1)  # write the previous batch while this one computes
                 else:
@@ -200,3 +197,12 @@ class _Run:
             if cancel is not None and cancel.is_set() and self.done < self.total:
                 raise EncodeCancelled(self.done, self.total)
             return writer.commit()
+
+
+def _to_host_async(feats: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.cuda.Event]:
+    """Start copying ``feats`` into pinned host memory; return it and the event that marks the copy done."""
+    host = torch.empty(feats.shape, dtype=feats.dtype, pin_memory=True)
+    host.copy_(feats, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(device))
+    return host, event

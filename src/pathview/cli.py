@@ -192,17 +192,18 @@ def demo(
 @app.command()
 def view(
     slides: Annotated[Optional[list[Path]], typer.Argument(help="Slides to open (two: side by side).")] = None,
+    cache_mb: Annotated[int, typer.Option("--cache-mb", min=16, help="Decoded-tile memory cache per slide, in MB.")] = 512,
 ) -> None:
     """Open the desktop viewer (also: `pathview SLIDE`)."""
-    _open_viewer(slides or [])
+    _open_viewer(slides or [], cache_mb)
 
 
-def _open_viewer(slides: list[Path]) -> None:
+def _open_viewer(slides: list[Path], cache_mb: int = 512) -> None:
     try:
         from .app.main import run_viewer
     except ImportError as exc:
         raise PathviewError(f"the desktop viewer is not available here ({exc})") from None
-    raise typer.Exit(run_viewer([str(s) for s in slides]))
+    raise typer.Exit(run_viewer([str(s) for s in slides], cache_mb))
 
 
 def _has_display() -> bool:

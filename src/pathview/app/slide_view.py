@@ -109,7 +109,8 @@ class SlideView(QWidget):
         d = self.slide.level_downsamples[level]
         size = self.slide.level_dimensions[level]
         wanted = visible_tiles(self.view, level, d, size)
-        ring = [k for k in visible_tiles(self.view, level, d, size, margin=1) if k not in set(wanted)]
+        seen = set(wanted)
+        ring = [k for k in visible_tiles(self.view, level, d, size, margin=1) if k not in seen]
         coarser = []
         if level + 1 < self.slide.level_count:  # a sharp-enough fallback for the next zoom-out
             cd = self.slide.level_downsamples[level + 1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ def test_encode_benchmark_smoke(tmp_path):
     res = subprocess.run(
         [sys.executable, str(BENCH), "--slide", str(CMU_SVS), "--device", "cpu", "--encoders", "uni", "--tiny",
          "--seconds", "0.5", "--max-tiles", "24", "--cpu-tiles", "24", "--batch-size", "8", "--json", str(out)],
-        capture_output=True, text=True, timeout=180)
+        capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr
     data = json.loads(out.read_text())
     row = data["gpu"][0]

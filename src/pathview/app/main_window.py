@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -28,6 +28,10 @@ MAX_RECENT = 10
 
 
 class MainWindow(QMainWindow):
+    """Emits ``slide_opened(SlideView)`` after a slide is shown, so features attach their layers and panels."""
+
+    slide_opened = Signal(object)
+
     def __init__(self, cache_mb: int = 512) -> None:
         super().__init__()
         self.setWindowTitle("pathview")
@@ -146,6 +150,7 @@ class MainWindow(QMainWindow):
         view.setFocus()
         self._add_recent(path)
         self.setWindowTitle(" | ".join(Path(v.slide.path).name for v in self.views) + " — pathview")
+        self.slide_opened.emit(view)
         return view
 
     def show_error(self, title: str, message: str) -> QMessageBox:

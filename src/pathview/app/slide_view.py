@@ -4,6 +4,10 @@ Painting order per frame: the always-resident thumbnail under everything, then a
 cached tiles of coarser levels, then the exact level's cached tiles. Missing exact tiles
 are requested from the background loader (nearest the centre first, one tile of
 prefetch around the view); the frame is repainted as they arrive.
+
+Other features plug in without editing this file: ``add_layer`` adds something painted
+over the tiles (annotations, a heatmap), and ``set_tool`` installs a tool that sees mouse
+and key events first (drawing, selecting); see ``layers.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ..viewport import (
     tile_rect_level0,
     visible_tiles,
 )
+from .layers import ViewLayer, ViewTool
 from .qimage import to_qimage
 from .tile_loader import TileLoader
 
@@ -55,6 +60,8 @@ class SlideView(QWidget):
         self._drag: QPointF | None = None
         self.frame_times: list[float] = []
         self.last_exact_missing = 0
+        self.layers: list[ViewLayer] = []
+        self.tool: ViewTool | None = None
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAcceptDrops(False)
@@ -89,6 +96,22 @@ class SlideView(QWidget):
     def zoom(self, factor: float, anchor: tuple[float, float] | None = None) -> None:
         fit = fit_viewport(self.slide.dimensions, self.view.width, self.view.height).downsample
         self.set_view(self.view.zoomed(factor, anchor, limits=(0.1, fit * 4)))
+
+    def add_layer(self, layer: ViewLayer) -> None:
+        """Paint ``layer`` over the tiles, above the layers added before it."""
+        self.layers.append(layer)
+        self.update()
+
+    def remove_layer(self, layer: ViewLayer) -> None:
+        if layer in self.layers:
+            self.layers.remove(layer)
+            self.update()
+
+    def set_tool(self, tool: ViewTool | None) -> None:
+        """Let ``tool`` see input first; ``None`` returns to plain navigation."""
+        self.tool = tool
+        self.unsetCursor()
+        self.update()
 
     def is_complete(self) -> bool:
         """Return True when every tile of the current view is decoded at the exact level."""
@@ -132,6 +155,9 @@ class SlideView(QWidget):
         level = self._level()
         for lv in range(self.slide.level_count - 1, level - 1, -1):
             self._paint_level(painter, lv, exact=(lv == level))
+        for layer in self.layers:
+            if layer.visible:
+                layer.paint(painter, self.view)
         painter.scale(dpr, dpr)
         self._paint_scale_bar(painter)
         painter.end()
@@ -207,7 +233,17 @@ class SlideView(QWidget):
         if steps:
             self.zoom(WHEEL_STEP ** steps, anchor=self._device(event.position()))
 
+    def level0_at(self, pos: QPointF) -> tuple[float, float]:
+        """Return the level-0 point under a widget position (logical pixels)."""
+        return self.view.to_level0(*self._device(pos))
+
+    def _tool_takes(self, name: str, event) -> bool:
+        handler = getattr(self.tool, name, None) if self.tool is not None else None
+        return bool(handler and handler(self, event))
+
     def mousePressEvent(self, event) -> None:
+        if self._tool_takes("mouse_press", event):
+            return
         if event.button() == Qt.MouseButton.LeftButton:
             self._drag = event.position()
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
@@ -215,6 +251,8 @@ class SlideView(QWidget):
     def mouseMoveEvent(self, event) -> None:
         x, y = self.view.to_level0(*self._device(event.position()))
         self.cursor_moved.emit(x, y)
+        if self._drag is None and self._tool_takes("mouse_move", event):
+            return
         if self._drag is not None:
             delta = event.position() - self._drag
             self._drag = event.position()
@@ -222,14 +260,20 @@ class SlideView(QWidget):
             self.set_view(self.view.panned(-delta.x() * dpr, -delta.y() * dpr))
 
     def mouseReleaseEvent(self, event) -> None:
+        if self._drag is None and self._tool_takes("mouse_release", event):
+            return
         self._drag = None
         self.unsetCursor()
 
     def mouseDoubleClickEvent(self, event) -> None:
+        if self._tool_takes("mouse_double_click", event):
+            return
         factor = 0.5 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 2.0
         self.zoom(factor, anchor=self._device(event.position()))
 
     def keyPressEvent(self, event) -> None:
+        if self._tool_takes("key_press", event):
+            return
         key, w, h = event.key(), self.view.width, self.view.height
         pans = {Qt.Key.Key_Left: (-w, 0), Qt.Key.Key_Right: (w, 0), Qt.Key.Key_Up: (0, -h), Qt.Key.Key_Down: (0, h)}
         shift = event.modifiers() & Qt.KeyboardModifier.ShiftModifier

@@ -27,3 +27,14 @@ def demo_slide(tmp_path_factory) -> Path:
     from pathview.slide.demo import demo_slide_path
 
     return demo_slide_path(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread: OpenMP teams spin, and on a loaded 2-core machine every op then crawls."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

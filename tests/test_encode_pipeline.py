@@ -22,13 +22,7 @@ from pathview.slide import open_slide, tile_grid
 from pathview.slide.tile_reader import read_tile_naive
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: OpenMP teams spin, and on a loaded 2-core machine every op then crawls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -32,13 +32,7 @@ REQUIRED = {"uni", "uni2-h", "virchow2", "h-optimus-0", "h-optimus-1", "h0-mini"
 WEIGHTED = [s.name for s in list_specs() if s.needs_weights]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: OpenMP teams spin, and on a loaded 2-core machine every op then crawls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiles(n: int, size: int = 224, seed: int = 0) -> torch.Tensor:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import BROKEN, CMU_SVS
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from pathview.app.main_window import MainWindow
 from pathview.app.qimage import from_qimage
@@ -82,6 +83,22 @@ def test_wheel_zoom_keeps_the_point_under_the_cursor(window, qtbot):
     view.zoom(2 ** 0.25, anchor=anchor)
     after = view.view.to_level0(*anchor)
     assert after == pytest.approx(before, abs=1e-6)
+
+
+def test_wheel_notches_glide_to_their_zoom_about_the_cursor(window, qtbot):
+    view = window.open_path(str(CMU_SVS))
+    settle(qtbot, view)
+    pos = QPointF(300.0, 200.0)
+    anchor = view._device(pos)
+    before, ds = view.view.to_level0(*anchor), view.view.downsample
+    for _ in range(2):  # two notches in quick succession add up
+        wheel = QWheelEvent(pos, view.mapToGlobal(pos), QPoint(), QPoint(0, 120), Qt.MouseButton.NoButton,
+                            Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(view, wheel)
+    assert view.is_gliding()
+    qtbot.waitUntil(lambda: not view.is_gliding(), timeout=3000)
+    assert view.view.downsample == pytest.approx(ds / 2 ** 0.5, rel=0.02)
+    assert view.view.to_level0(*anchor) == pytest.approx(before, abs=0.5)
 
 
 def test_broken_slide_shows_one_clear_error_and_the_open_slide_stays(window, qtbot):

@@ -16,7 +16,7 @@ import math
 import time
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -38,6 +38,8 @@ from .tile_loader import TileLoader
 
 WHEEL_STEP = 2 ** 0.25  # one wheel notch zooms by a quarter stop: smooth, not jumpy
 PAN_FRACTION = 0.25
+ZOOM_FRAME_MS = 15  # wheel zoom glides to its target in a few frames instead of jumping
+ZOOM_GLIDE = 0.45  # fraction of the remaining zoom (in log scale) covered per frame
 
 
 class SlideView(QWidget):
@@ -62,6 +64,11 @@ class SlideView(QWidget):
         self.last_exact_missing = 0
         self.layers: list[ViewLayer] = []
         self.tool: ViewTool | None = None
+        self._zoom_target: float | None = None  # downsample the wheel glide is heading for
+        self._zoom_anchor: tuple[float, float] | None = None
+        self._zoom_timer = QTimer(self)
+        self._zoom_timer.setInterval(ZOOM_FRAME_MS)
+        self._zoom_timer.timeout.connect(self._glide)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAcceptDrops(False)
@@ -231,7 +238,33 @@ class SlideView(QWidget):
     def wheelEvent(self, event) -> None:
         steps = event.angleDelta().y() / 120.0
         if steps:
-            self.zoom(WHEEL_STEP ** steps, anchor=self._device(event.position()))
+            self.glide_zoom(WHEEL_STEP ** steps, anchor=self._device(event.position()))
+
+    def glide_zoom(self, factor: float, anchor: tuple[float, float]) -> None:
+        """Zoom by ``factor`` about ``anchor`` over a few frames; further notches extend the target."""
+        start = self._zoom_target if self._zoom_target is not None else self.view.downsample
+        self._zoom_target = start / factor
+        self._zoom_anchor = anchor
+        if not self._zoom_timer.isActive():
+            self._zoom_timer.start()
+
+    def is_gliding(self) -> bool:
+        return self._zoom_timer.isActive()
+
+    def _glide(self) -> None:
+        if self._zoom_target is None:
+            self._zoom_timer.stop()
+            return
+        remaining = self.view.downsample / self._zoom_target
+        if abs(math.log(remaining)) < 0.01:
+            step, done = remaining, True
+        else:
+            step, done = remaining ** ZOOM_GLIDE, False
+        before = self.view.downsample
+        self.zoom(step, anchor=self._zoom_anchor)
+        if done or self.view.downsample == before:  # arrived, or stopped at a zoom limit
+            self._zoom_target = None
+            self._zoom_timer.stop()
 
     def level0_at(self, pos: QPointF) -> tuple[float, float]:
         """Return the level-0 point under a widget position (logical pixels)."""

@@ -7,7 +7,7 @@ import pytest
 from conftest import BROKEN, CMU_SVS
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox
 
 from pathview.app.main_window import MainWindow
 from pathview.app.qimage import from_qimage
@@ -30,11 +30,18 @@ def settle(qtbot, view) -> None:
     view.repaint()
 
 
+def blocks(image: np.ndarray, k: int = 4) -> np.ndarray:
+    h, w = image.shape[0] // k * k, image.shape[1] // k * k
+    return image[:h, :w].reshape(h // k, k, w // k, k, -1).mean(axis=(1, 3))
+
+
 def screen_pixels(view) -> np.ndarray:
     return from_qimage(view.grab().toImage())
 
 
 def test_preset_pan_overview_and_pixels_match_the_slide(window, qtbot):
+    for dock in window.findChildren(QDockWidget):  # a wide view, as a pathologist keeps it
+        dock.setVisible(dock is window.overview_dock)
     view = window.open_path(str(CMU_SVS))
     settle(qtbot, view)
     qtbot.keyClick(view, Qt.Key.Key_4)  # 10x preset
@@ -60,7 +67,8 @@ def test_preset_pan_overview_and_pixels_match_the_slide(window, qtbot):
     region = view.slide.read_scaled(
         (round(view.view.x0), round(view.view.y0), round(view.view.width * view.view.downsample),
          round(view.view.height * view.view.downsample)), (view.view.width, view.view.height)).astype(np.int16)
-    assert np.abs(shown[band] - region[band]).mean() < 6.0, "the screen shows the slide's own pixels"
+    # Resamplers differ pixel by pixel (Qt bilinear, Pillow area); 4x4 block means compare the content.
+    assert np.abs(blocks(shown[band]) - blocks(region[band])).mean() < 4.0, "the screen shows the slide's own pixels"
 
 
 def test_zooming_in_is_never_blank_while_tiles_load(window, qtbot):
@@ -88,7 +96,9 @@ def test_wheel_zoom_keeps_the_point_under_the_cursor(window, qtbot):
 def test_wheel_notches_glide_to_their_zoom_about_the_cursor(window, qtbot):
     view = window.open_path(str(CMU_SVS))
     settle(qtbot, view)
-    pos = QPointF(300.0, 200.0)
+    w, h = view.slide.dimensions
+    sx, sy = view.view.to_screen(w * 0.4, h * 0.6)  # a point on the slide, not the margin beside it
+    pos = QPointF(sx / view.devicePixelRatioF(), sy / view.devicePixelRatioF())
     anchor = view._device(pos)
     before, ds = view.view.to_level0(*anchor), view.view.downsample
     for _ in range(2):  # two notches in quick succession add up

@@ -31,6 +31,11 @@ def test_bad_input_exits_2_with_one_line_naming_file_and_cause():
         assert len(lines) == 1 and name in lines[0] and "Traceback" not in res.stderr
 
 
+def test_bad_option_value_is_a_usage_error_with_status_2(tmp_path):
+    res = run("render", str(CMU_SVS), "--size", "abc", "-o", str(tmp_path / "x.png"))
+    assert res.returncode == 2 and "Invalid value for --size" in res.stderr and "unexpected" not in res.stderr
+
+
 def test_debug_shows_the_traceback():
     res = run("info", str(BROKEN / "CMU-1-Small-Region-truncated.svs"), "--debug")
     assert res.returncode != 0 and "Traceback" in res.stderr

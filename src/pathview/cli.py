@@ -181,7 +181,7 @@ def demo(
     if viewer is None:
         viewer = _has_display()
     if viewer:
-        return _open_viewer([path])
+        return _open_viewer([path], analyse=True)
     results = (folder or path.parent) / "demo-results"
     from .demo_run import run_headless_demo
 
@@ -193,17 +193,29 @@ def demo(
 def view(
     slides: Annotated[Optional[list[Path]], typer.Argument(help="Slides to open (two: side by side).")] = None,
     cache_mb: Annotated[int, typer.Option("--cache-mb", min=16, help="Decoded-tile memory cache per slide, in MB.")] = 512,
+    scan_dir: Annotated[Optional[list[Path]], typer.Option(
+        "--scan-dir", help="Folder of finished analyses (`pathview scan -o OUT`, or one slide's output folder) "
+                           "to show with the slides; repeatable.")] = None,
+    workspace: Annotated[Optional[Path], typer.Option(
+        "--workspace", help="Folder for annotations and findings (default: the user one).")] = None,
 ) -> None:
     """Open the desktop viewer (also: `pathview SLIDE`)."""
-    _open_viewer(slides or [], cache_mb)
+    for folder in scan_dir or []:
+        if not folder.is_dir():
+            from .app.analysis_result import AnalysisLoadError
+
+            raise AnalysisLoadError(folder, "there is no such folder")
+    _open_viewer(slides or [], cache_mb, scan_dirs=scan_dir or [], workspace=workspace)
 
 
-def _open_viewer(slides: list[Path], cache_mb: int = 512) -> None:
+def _open_viewer(slides: list[Path], cache_mb: int = 512, scan_dirs: list[Path] | None = None,
+                 analyse: bool = False, workspace: Path | None = None) -> None:
     try:
         from .app.main import run_viewer
     except ImportError as exc:
         raise PathviewError(f"the desktop viewer is not available here ({exc})") from None
-    raise typer.Exit(run_viewer([str(s) for s in slides], cache_mb))
+    raise typer.Exit(run_viewer([str(s) for s in slides], cache_mb, [str(d) for d in scan_dirs or []], analyse,
+                                str(workspace) if workspace else None))
 
 
 def _has_display() -> bool:
@@ -236,12 +248,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _echo_err(str(exc))
         return 2
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except (click.ClickException, typer.TyperException) as exc:  # typer >= 0.29 raises its own copy of click's
         exc.show()
         return 2
-    except click.Abort:
+    except (click.Abort, typer.Abort):
         return 130
     except Exception as exc:  # a bug: one line, the traceback with --debug
         if debug:
@@ -251,9 +263,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _register_subsystems() -> None:
-    from . import encode_cli
+    from . import analyze_cli, assistant_cli, encode_cli, scan_cli
 
     encode_cli.register(app)
+    analyze_cli.register(app)
+    assistant_cli.register(app)
+    scan_cli.register(app)
+    from . import findings_cli
+
+    findings_cli.register(app)
 
 
 _register_subsystems()

@@ -1,4 +1,9 @@
-"""The demo's headless run: the analysis the viewer would show, written to a folder."""
+"""The demo's headless run: the analysis the viewer would show, written to a folder.
+
+Besides metadata, overview, tissue grid and a rendered field of view, it runs the
+anomaly analysis (artifact QC and morphological outliers) into ``OUT/analysis/``:
+heatmap.png, findings.geojson (ranked regions) and the rest of the scan output folder.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from PIL import Image
 
 
 def run_headless_demo(slide_path: Path, out: Path) -> Iterator[str]:
-    """Write metadata, overview, tissue grid and a rendered field of view; yield progress lines."""
+    """Write metadata, overview, tissue grid, a 10x field of view and the anomaly analysis; yield progress lines."""
     from .render import render_view
     from .tiles import TileSource
     from .slide import detect_tissue, open_slide, tile_grid
@@ -30,3 +35,15 @@ def run_headless_demo(slide_path: Path, out: Path) -> Iterator[str]:
         view = render_view(TileSource(slide), center=(w * 0.3, h * 0.4), magnification=10, size=(1280, 800))
         Image.fromarray(view).save(out / "view-10x.png")
         yield f"rendered a 10x field of view -> {out / 'view-10x.png'}"
+    yield from _analysis(slide_path, out / "analysis")
+
+
+def _analysis(slide_path: Path, out: Path) -> Iterator[str]:
+    from .analysis.analyze import analyze_slide
+
+    summary = analyze_slide(slide_path, out, device="cpu")
+    yield (f"analysed {summary['tiles']} tiles in {summary['timings']['total_s']:.1f} s: "
+           f"{summary['regions']} regions -> {out / 'heatmap.png'}, {out / 'findings.geojson'}")
+    for r in summary["top_regions"][:5]:
+        x, y = r["centroid"]
+        yield f"  #{r['rank']} {r['title']} (score {r['score']:.2f}, {r['tiles']} tiles) at {x:.0f},{y:.0f}"

@@ -36,7 +36,7 @@ def models(
     random_weights: Annotated[bool, typer.Option("--random-weights", hidden=True,
                                                  help="Check the architecture with random weights.")] = False,
 ) -> None:
-    """List the tile encoders (installed or not, and where their files go); `models check NAME` tries one."""
+    """List the tile encoders and assistant models (installed or not, and where their files go); `models check NAME` tries an encoder."""
     if action is None:
         return _list_models(as_json)
     if action != "check" or not name:
@@ -58,8 +58,11 @@ def _list_models(as_json: bool) -> None:
             "params_m": spec.params_m, "licence": spec.licence, "card": spec.card,
             "expected_files": list(spec.files), "install_to": str(default_folder(spec)) if spec.needs_weights else None,
         })
+    from .assistant_cli import assistant_model_records, echo_assistant_models
+
+    assistant = assistant_model_records()
     if as_json:
-        typer.echo(json.dumps(records, indent=2))
+        typer.echo(json.dumps(records + assistant, indent=2))
         return
     for r in records:
         if not r["weights"] and r["installed"]:
@@ -74,6 +77,7 @@ def _list_models(as_json: bool) -> None:
         typer.echo(f"{'':15s} {r['card']} ({r['licence']})")
     typer.echo("\nmodel folders are searched in $PATHVIEW_MODELS, ./models, and the user data folder; "
                "or give --weights PATH")
+    echo_assistant_models(assistant)
 
 
 def _sample_tile(size: int):

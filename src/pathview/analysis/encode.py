@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..encoders import LoadedEncoder
@@ -64,6 +65,9 @@ class EncodeCancelled(PathviewError):
 
 
 ProgressFn = Callable[[EncodeProgress], None]
+#: Called with each batch's grid indices and uint8 pixels (n, H, W, 3), e.g. for artifact QC on the
+#: pixels already read; the pixels are only valid during the call.
+TilesFn = Callable[[np.ndarray, np.ndarray], None]
 
 
 def output_path(out: str | os.PathLike) -> Path:
@@ -86,17 +90,20 @@ def encode_slide(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     runner: BatchRunner | None = None,
+    on_tiles: TilesFn | None = None,
 ) -> EncodeResult:
     """Encode every tile of ``grid`` with ``encoder`` and write ``out``/tiles.h5 atomically.
 
     Raises :class:`EncodeCancelled` when ``cancel`` is set (checked between batches).
     Pass a warmed-up ``runner`` (same encoder) to reuse it, e.g. a compiled one.
+    ``on_tiles`` sees every batch's pixels while the device embeds them (no second read).
     ``workers`` (reader threads) defaults to 12 on a GPU (it must keep up), 4 on a CPU.
     """
     dev = runner.device if runner is not None else resolve_device(device)
     if workers is None:
         workers = min(12 if dev.type == "cuda" else 4, os.cpu_count() or 4)
-    args = (slide, grid, encoder, out, dev, batch_size, workers, block_tiles, compile, progress, cancel, runner)
+    args = (slide, grid, encoder, out, dev, batch_size, workers, block_tiles, compile, progress, cancel, runner,
+            on_tiles)
     if dev.type == "cpu":
         with cpu_threads(1):  # parallel over parts of each batch instead (see BatchRunner)
             return _encode(*args)
@@ -121,7 +128,7 @@ def cpu_threads(n: int) -> Iterator[None]:
 
 def _encode(slide: Slide, grid: TileGrid, encoder: LoadedEncoder, out: str | os.PathLike, dev: torch.device,
             batch_size: int | None, workers: int, block_tiles: int, compile: bool, progress: ProgressFn | None,
-            cancel: threading.Event | None, runner: BatchRunner | None) -> EncodeResult:
+            cancel: threading.Event | None, runner: BatchRunner | None, on_tiles: TilesFn | None) -> EncodeResult:
     run = _Run(grid, progress)
     own_runner = runner is None
     if runner is None:
@@ -130,7 +137,7 @@ def _encode(slide: Slide, grid: TileGrid, encoder: LoadedEncoder, out: str | os.
     else:
         runner.on_oom = run.on_oom
     try:
-        path = run.encode(slide, encoder, output_path(out), runner, workers, block_tiles, cancel)
+        path = run.encode(slide, encoder, output_path(out), runner, workers, block_tiles, cancel, on_tiles)
     finally:
         if own_runner:
             runner.close()
@@ -172,7 +179,7 @@ class _Run:
             self.emit(EncodeProgress("batch", self.done, self.total, self.batch_size, self.rate()))
 
     def encode(self, slide: Slide, encoder: LoadedEncoder, path: Path, runner: BatchRunner, workers: int,
-               block_tiles: int, cancel: threading.Event | None) -> Path:
+               block_tiles: int, cancel: threading.Event | None, on_tiles: TilesFn | None = None) -> Path:
         cuda = runner.device.type == "cuda"
         self.batch_size = runner.batch_size
         self.emit(EncodeProgress("start", 0, self.total, runner.batch_size, message=f"{encoder.label} on {runner.device}"))
@@ -184,6 +191,8 @@ class _Run:
                 if cancel is not None and cancel.is_set():
                     raise EncodeCancelled(self.done, self.total)
                 feats = runner(batch.pixels)
+                if on_tiles is not None:  # on the host copy, while the device works
+                    on_tiles(batch.indices, batch.pixels.numpy())
                 if cuda:
                     host, event = _to_host_async(feats, runner.device)
                     prefetcher.release(batch, event)  # its tiles are on the device once this batch is done

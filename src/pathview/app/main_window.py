@@ -19,6 +19,9 @@ from PySide6.QtWidgets import (
 from ..errors import PathviewError
 from ..slide import open_slide
 from ..viewport import PRESETS, Viewport
+from .analysis_controller import AnalysisController
+from .annotation_menu import AnnotationMenu
+from .chat_panel import ChatPanel
 from .info_panel import InfoPanel
 from .overview import OverviewWidget
 from .slide_browser import SlideBrowser
@@ -32,7 +35,7 @@ class MainWindow(QMainWindow):
 
     slide_opened = Signal(object)
 
-    def __init__(self, cache_mb: int = 512) -> None:
+    def __init__(self, cache_mb: int = 512, workspace: str | Path | None = None) -> None:
         super().__init__()
         self.setWindowTitle("pathview")
         self.resize(1400, 900)
@@ -53,11 +56,18 @@ class MainWindow(QMainWindow):
         self.browser.open_requested.connect(self.open_path)
         self.browser_dock = self._dock("Slides", Qt.DockWidgetArea.LeftDockWidgetArea, self.browser)
         self.browser_dock.hide()
+        self.assistant = ChatPanel()
+        self.assistant_dock = self._dock("Assistant", Qt.DockWidgetArea.RightDockWidgetArea, self.assistant)
+        self.slide_opened.connect(self.assistant.set_view)
+        self.tabifyDockWidget(self.info_dock, self.assistant_dock)  # the chat needs the height
+        self.assistant_dock.raise_()
         self.status_position = QLabel()
         self.status_view = QLabel()
         self.statusBar().addWidget(self.status_position, 1)
         self.statusBar().addPermanentWidget(self.status_view)
         self._build_menus()
+        self.annotations = AnnotationMenu(self, workspace)  # tools, Findings dock, import/export
+        self.analysis = AnalysisController(self, self.annotations.controller.workspace)  # one workspace for both
 
     def _dock(self, title: str, area, widget: QWidget | None = None) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -220,4 +230,7 @@ class MainWindow(QMainWindow):
         for v in self.views:
             v.shutdown()
         self.browser.shutdown()
+        self.assistant.shutdown()
+        self.annotations.controller.shutdown()
+        self.analysis.shutdown()
         super().closeEvent(event)

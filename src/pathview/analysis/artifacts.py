@@ -1,0 +1,193 @@
+"""Artifact QC per tile: pen ink, out of focus, tissue fold, air bubble / slide edge, dark debris, exposure.
+
+The classes HistoQC and GrandQC report, judged on the tile pixels the encoder already
+read (the slide is not read twice). Two steps, because some judgements need the
+whole slide: :func:`tile_measures` reduces each tile to a few numbers while encoding
+runs (vectorised over the batch), and :func:`artifact_scores` turns the measures of
+all tiles into scores in [0, 1] (0.5 = the decision threshold) at the end.
+
+Each measure is physical and stain-agnostic where it can be: ink is solid colour that
+H&E never makes (green to blue hues), or a near-black stroke that crosses the tile;
+blur is the loss of fine detail relative to coarse detail (contrast-invariant); a fold
+doubles the slide's own typical optical density; bubbles and slide edges are grey
+(unstained) matter or tissue whose stain colour is washed out; debris is near-black
+particles inside the tile; exposure looks at the darkest and brightest pixels.
+Thresholds were set on the real slides in ../shared/data (clean tissue stays below
+0.5) and on artifacts injected into them (benchmarks/anomaly_eval.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+#: Artifact classes, in the order outputs list them; tiles.h5 stores each as ``qc_<name>``.
+ARTIFACT_CLASSES: tuple[str, ...] = ("pen", "blur", "fold", "bubble", "debris", "exposure")
+ARTIFACT_TITLES: dict[str, str] = {
+    "pen": "Pen ink", "blur": "Out of focus", "fold": "Tissue fold", "bubble": "Air bubble / slide edge",
+    "debris": "Dark debris", "exposure": "Over/under exposure",
+}
+#: Fold measures are the fractions of each tile above a ladder of optical densities; the slide's
+#: own typical density picks the rung at the end (a fold doubles the density of *this* slide's tissue).
+FOLD_LADDER: tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0)
+#: Per-tile measures, the columns of :func:`tile_measures`.
+MEASURES: tuple[str, ...] = (
+    "fg_frac", "ink_frac", "stroke_frac", "dark_frac", "grey_frac", "sharpness", "lum_p10", "lum_p90", "fg_od",
+    "fg_sat", *(f"od_gt_{t}" for t in FOLD_LADDER),
+)
+#: A fold's density relative to the slide's typical tissue: two layers.
+FOLD_FACTOR = 2.0
+GLASS_OD = 0.25  # summed RGB optical density below which a pixel is bare glass
+OPEN_PX = 7  # at half resolution (~7 µm at 0.5 µm/px): wider than a nucleus, so nuclei do not count
+FOLD_PX = 15  # fold density is a local mean over ~15 µm: across the gaps between cells, not per nucleus
+
+
+def _half(x: np.ndarray) -> np.ndarray:
+    """2x2 block means of (n, H, W, ...) (H, W even)."""
+    return 0.25 * (x[:, ::2, ::2] + x[:, 1::2, ::2] + x[:, ::2, 1::2] + x[:, 1::2, 1::2])
+
+
+def _sharpness(gray: np.ndarray) -> np.ndarray:
+    """Return fine-to-coarse detail ratios of (n, H, W) gray tiles: blur lowers it, contrast does not.
+
+    Fine detail is the mean absolute Laplacian; coarse detail the mean absolute
+    difference from a 9x9 box mean. Both scale with contrast, their ratio does not.
+    """
+    lap = np.abs(4 * gray[:, 1:-1, 1:-1] - gray[:, :-2, 1:-1] - gray[:, 2:, 1:-1] - gray[:, 1:-1, :-2]
+                 - gray[:, 1:-1, 2:]).mean((1, 2))
+    coarse = np.abs(gray - ndimage.uniform_filter(gray, size=(1, 9, 9), mode="reflect")).mean((1, 2))
+    return lap / (coarse + 2e-3)
+
+
+def _open(mask: np.ndarray) -> np.ndarray:
+    """Binary opening of each (H, W) plane of ``mask`` by OPEN_PX, only on planes that have any pixel set."""
+    out = np.zeros_like(mask)
+    some = np.flatnonzero(mask.reshape(len(mask), -1).any(1))
+    if len(some):
+        out[some] = ndimage.binary_opening(mask[some], structure=np.ones((1, OPEN_PX, OPEN_PX), bool))
+    return out
+
+
+def _green_to_blue(r: np.ndarray, g: np.ndarray, b: np.ndarray, val: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Return where the hue lies between 70° and 230° (green to blue, which H&E never makes), without HSV.
+
+    Green is brightest: hue = 120 + 60 (b - r) / delta > 70. Blue is brightest: hue = 240 + 60 (r - g) / delta < 230.
+    """
+    g_max = (g >= val) & (b - r > -5.0 / 6.0 * delta)
+    b_max = (b >= val) & (g < val) & (r - g < -delta / 6.0)
+    return g_max | b_max
+
+
+def _strokes(marks: np.ndarray) -> np.ndarray:
+    """Return the pixels of (n, H, W) ``marks`` in pieces that cross the tile (touch two of its sides).
+
+    Why: a pen stroke enters and leaves a tile; a particle of debris lies inside it.
+    This separates black ink from dark debris, which colour cannot.
+    """
+    out = np.zeros_like(marks)
+    for i in np.flatnonzero(marks.reshape(len(marks), -1).any(1)):
+        labels, count = ndimage.label(marks[i])
+        if not count:
+            continue
+        sides = [np.unique(edge) for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1])]
+        touches = np.zeros(count + 1, np.int64)
+        for found in sides:
+            touches[found] += 1
+        touches[0] = 0
+        out[i] = touches[labels] >= 2
+    return out
+
+
+def tile_measures(tiles: np.ndarray) -> np.ndarray:
+    """Return (n, len(MEASURES)) float32 measures of uint8 RGB tiles (n, H, W, 3)."""
+    n = len(tiles)
+    if n == 0:
+        return np.empty((0, len(MEASURES)), np.float32)
+    rgb_full = tiles.astype(np.float32) * (1.0 / 255.0)
+    gray = rgb_full @ np.array([0.299, 0.587, 0.114], np.float32)
+    sharp = _sharpness(gray)
+    h, w = tiles.shape[1] // 2 * 2, tiles.shape[2] // 2 * 2
+    rgb = _half(rgb_full[:, :h, :w])
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    val = rgb.max(-1)
+    delta = val - rgb.min(-1)
+    sat = delta / np.maximum(val, 1e-6)
+    od = -np.log(np.clip(rgb, 1.0 / 255.0, 1.0)).sum(-1)
+    fg = od > GLASS_OD
+    # Ink strokes are solid; the opening drops specks of tissue-marking dye and stain noise.
+    ink = fg & (sat > 0.15) & (val > 0.15) & _green_to_blue(r, g, b, val, delta)
+    ink = _open(ink)
+    near_black = (val < 0.22) & (sat < 0.8)
+    dark = _open(near_black)
+    grey = (sat < 0.12) & (val > 0.25) & (val < 0.8)
+    neutral_black = near_black & (sat < 0.5)  # ink or debris, not dark stain: kept out of the fold density
+    dense = np.where(neutral_black, 0.0, ndimage.uniform_filter(od, size=(1, FOLD_PX, FOLD_PX)))
+    lum = _half(gray[:, :h, :w]).reshape(n, -1)
+    lum_p10, lum_p90 = np.percentile(lum, [10, 90], axis=1)
+    fg_n = fg.reshape(n, -1).sum(1)
+    fg_od = np.where(fg_n > 0, (od * fg).reshape(n, -1).sum(1) / np.maximum(fg_n, 1), 0.0)
+    fg_sat = np.where(fg_n > 0, (sat * fg).reshape(n, -1).sum(1) / np.maximum(fg_n, 1), 0.0)
+    stroke = _strokes(dark)
+    frac = lambda m: m.reshape(n, -1).mean(1)  # noqa: E731
+    ladder = [frac(dense > t) for t in FOLD_LADDER]
+    cols = [frac(fg), frac(ink), frac(stroke), frac(dark & ~stroke), frac(grey), sharp, lum_p10, lum_p90, fg_od,
+            fg_sat, *ladder]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """0 at ``lo``, 1 at ``hi``, linear between: a score whose 0.5 sits half way."""
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _fold_fraction(measures: np.ndarray, tissue: np.ndarray, factor: float = FOLD_FACTOR) -> np.ndarray:
+    """Return each tile's fraction above ``factor`` x the slide's typical density (interpolated on the ladder)."""
+    fg_od = measures[:, MEASURES.index("fg_od")]
+    solid = (measures[:, MEASURES.index("fg_frac")] > 0.5) & (tissue > 0.5)
+    typical = float(np.median(fg_od[solid])) if solid.any() else float(np.median(fg_od)) if len(fg_od) else 1.0
+    ladder = np.asarray(FOLD_LADDER)
+    target = float(np.clip(factor * typical, ladder[0], ladder[-1]))
+    i = int(np.clip(np.searchsorted(ladder, target) - 1, 0, len(ladder) - 2))
+    w = (target - ladder[i]) / (ladder[i + 1] - ladder[i])
+    first = MEASURES.index(f"od_gt_{FOLD_LADDER[0]}")
+    return (1 - w) * measures[:, first + i] + w * measures[:, first + i + 1]
+
+
+def _washed(m: dict[str, np.ndarray], tissue: np.ndarray) -> np.ndarray:
+    """Return how far each tissue tile's stain saturation falls below the slide's (tissue under a bubble greys out).
+
+    Judged on tiles the tissue mask calls mostly tissue: a tile of grey glass is not washed-out tissue.
+    """
+    solid = tissue > 0.5
+    typical = float(np.median(m["fg_sat"][solid])) if solid.any() else 0.0
+    if typical <= 0.05:
+        return np.zeros_like(tissue)
+    drop = 1.0 - m["fg_sat"] / typical
+    return _ramp(drop, 0.3, 0.45) * _ramp(-m["lum_p10"], -0.8, -0.7) * _ramp(tissue, 0.4, 0.6)
+
+
+def artifact_scores(measures: np.ndarray, tissue: np.ndarray) -> dict[str, np.ndarray]:
+    """Return per-class scores in [0, 1] (float32) from :func:`tile_measures` rows and tissue fractions."""
+    if len(measures) == 0:
+        return {k: np.zeros(0, np.float32) for k in ARTIFACT_CLASSES}
+    m = {name: measures[:, i].astype(np.float64) for i, name in enumerate(MEASURES)}
+    stained = np.clip(m["fg_frac"], 0.0, 1.0)
+    # Washed out: even the darkest pixels are bright and the stain has lost its colour;
+    # too dark: even the brightest pixels are dark. A dark tile is not also pen, fold or debris.
+    over = _ramp(m["lum_p10"], 0.75, 0.85) * _ramp(-m["fg_sat"], -0.2, -0.12) * _ramp(stained, 0.15, 0.3)
+    under = _ramp(-m["lum_p90"], -0.45, -0.30)
+    scores = {
+        # A hue most of the slide shows is its stain (e.g. Giemsa blue), not ink.
+        "pen": _ramp(np.maximum(m["ink_frac"] - 2.0 * np.median(m["ink_frac"]), m["stroke_frac"]), 0.02, 0.08)
+        * (1 - under),
+        "debris": _ramp(m["dark_frac"], 0.02, 0.10) * (1 - under),  # dark pieces that do not cross the tile
+        # Grey matter (rims, slide edges), or tissue whose colour is washed out under the air.
+        "bubble": np.maximum(_ramp(m["grey_frac"], 0.08, 0.30), _washed(m, np.asarray(tissue, np.float64)))
+        * (1 - under),
+        "fold": _ramp(_fold_fraction(measures, tissue), 0.30, 0.55) * (1 - under),
+        # Blur is only defined where there is tissue to be sharp.
+        "blur": _ramp(-np.log(np.maximum(m["sharpness"], 1e-3)), -np.log(0.9), -np.log(0.5))
+        * _ramp(stained, 0.3, 0.6),
+        "exposure": np.maximum(over, under),
+    }
+    return {k: scores[k].astype(np.float32) for k in ARTIFACT_CLASSES}

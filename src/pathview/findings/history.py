@@ -1,0 +1,121 @@
+"""Undo and redo of annotation edits, applied through the store (so every step is saved at once).
+
+The viewer records each edit here instead of calling the store directly and gets
+undo/redo for free; there is no small cap (QuPath's stops at 10,000 objects): a
+step holds only the annotations it touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .model import Annotation
+from .store import FindingsStore
+
+
+@dataclass(frozen=True)
+class Step:
+    """One undoable edit: annotations added, removed, and (before, after) pairs updated."""
+
+    label: str
+    added: tuple[Annotation, ...] = ()
+    removed: tuple[Annotation, ...] = ()
+    updated: tuple[tuple[Annotation, Annotation], ...] = ()
+
+
+class History:
+    """Undo/redo stacks for one slide's annotations in ``store``."""
+
+    def __init__(self, store: FindingsStore, quickhash: str, limit: int | None = None) -> None:
+        self.store = store
+        self.quickhash = quickhash
+        self.limit = limit  # steps kept; None: no limit
+        self._undo: list[Step] = []
+        self._redo: list[Step] = []
+
+    # -- recorded edits -----------------------------------------------------------------------
+    def add(self, annotation: Annotation) -> Annotation:
+        """Save a new annotation and record the step."""
+        self.add_many([annotation], label=f"add {annotation.kind}")
+        return annotation
+
+    def add_many(self, annotations: Sequence[Annotation], label: str = "add") -> None:
+        """Save several annotations in one transaction, undone as one step (e.g. paste)."""
+        self.store.add_many(self.quickhash, annotations)
+        self._record(Step(label, added=tuple(annotations)))
+
+    def update(self, annotation: Annotation, label: str = "edit") -> Annotation:
+        """Replace the stored annotation with the same id and record the step."""
+        self.update_many([annotation], label)
+        return annotation
+
+    def update_many(self, annotations: Sequence[Annotation], label: str = "edit") -> None:
+        """Replace several stored annotations, undone as one step (e.g. moving a selection)."""
+        pairs = []
+        for annotation in annotations:
+            before = self.store.get(self.quickhash, annotation.id)
+            self.store.update(self.quickhash, annotation)
+            pairs.append((before, annotation))
+        self._record(Step(label, updated=tuple(pairs)))
+
+    def remove(self, annotation_ids: Sequence[str], label: str = "delete") -> list[Annotation]:
+        """Delete annotations in one transaction, undone as one step; return them."""
+        removed = self.store.remove_many(self.quickhash, annotation_ids)
+        self._record(Step(label, removed=tuple(removed)))
+        return removed
+
+    def _record(self, step: Step) -> None:
+        self._undo.append(step)
+        self._redo.clear()
+        if self.limit is not None and len(self._undo) > self.limit:
+            del self._undo[0]
+
+    # -- undo / redo --------------------------------------------------------------------------
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    @property
+    def undo_label(self) -> str | None:
+        return self._undo[-1].label if self._undo else None
+
+    @property
+    def redo_label(self) -> str | None:
+        return self._redo[-1].label if self._redo else None
+
+    def undo(self) -> Step | None:
+        """Reverse the last step in the store; return it (None when there is nothing to undo)."""
+        if not self._undo:
+            return None
+        step = self._undo[-1]
+        self._apply(step, forward=False)  # if the store refuses, the step stays to be tried again
+        self._redo.append(self._undo.pop())
+        return step
+
+    def redo(self) -> Step | None:
+        """Apply the last undone step again; return it (None when there is nothing to redo)."""
+        if not self._redo:
+            return None
+        step = self._redo[-1]
+        self._apply(step, forward=True)
+        self._undo.append(self._redo.pop())
+        return step
+
+    def _apply(self, step: Step, forward: bool) -> None:
+        to_add, to_remove = (step.added, step.removed) if forward else (step.removed, step.added)
+        if to_remove:
+            self.store.remove_many(self.quickhash, [a.id for a in to_remove])
+        if to_add:
+            self.store.add_many(self.quickhash, to_add)
+        for before, after in step.updated:
+            self.store.update(self.quickhash, after if forward else before)
+
+    def clear(self) -> None:
+        """Forget every step (e.g. when the slide closes); the store keeps the annotations."""
+        self._undo.clear()
+        self._redo.clear()

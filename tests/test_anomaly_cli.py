@@ -1,0 +1,52 @@
+"""`pathview analyze` and `pathview reference build`: once as a user runs them (a real subprocess), then in-process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import BROKEN, CMU_DICOM, CMU_SVS, TCGA_NO_MPP
+
+
+def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pathview", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_analyze_writes_the_folder_and_lists_regions(tmp_path):
+    res = run("analyze", str(CMU_SVS), "-o", str(tmp_path / "out"), "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    assert "tiles, tissue" in res.stdout and "wrote" in res.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["settings"]["encoder"] == "pathview-he" and summary["device"] == "cpu"
+    for name in ("tiles.h5", "findings.geojson", "heatmap.png", "thumbnail.png"):
+        assert (tmp_path / "out" / name).is_file()
+
+
+def test_bad_inputs_exit_2_with_one_clear_line(tmp_path, capsys):
+    from pathview.cli import main
+
+    assert main(["analyze", str(TCGA_NO_MPP), "-o", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pathview: error:") and "--slide-mpp" in err and len(err.strip().splitlines()) == 1
+    assert main(["analyze", str(BROKEN / "CMU-1-Small-Region-truncated.svs"), "-o", str(tmp_path / "b")]) == 2
+    assert "CMU-1-Small-Region-truncated.svs" in capsys.readouterr().err
+    assert main(["analyze", str(CMU_SVS), "-o", str(tmp_path / "c"), "--reference", str(tmp_path / "none.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "reference bank" in err and "not found" in err
+    assert main(["reference", "list", str(CMU_SVS), "-o", str(tmp_path / "d.h5")]) == 2
+    assert "usage: pathview reference build" in capsys.readouterr().err
+
+
+def test_reference_build_then_analyze_against_it(tmp_path, capsys, one_torch_thread):
+    from pathview.cli import main
+
+    bank = tmp_path / "normal.h5"
+    assert main(["reference", "build", str(CMU_SVS), str(CMU_DICOM), "-o", str(bank), "--device", "cpu"]) == 0
+    assert "2 slides" in capsys.readouterr().out and bank.is_file()
+    assert main(["analyze", str(TCGA_NO_MPP), "--slide-mpp", "0.25", "-o", str(tmp_path / "t"), "--reference",
+                 str(bank), "--device", "cpu", "-q"]) == 0
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert summary["settings"]["reference"].startswith("normal.h5:")
+    assert summary["anomaly_method"].startswith("reference kNN")
+    assert summary["anomaly_fraction"] > 0.5  # frozen head-and-neck tissue is unlike the skin in the bank

@@ -1,0 +1,298 @@
+"""Anomaly analysis in the viewer, driven like a user would: real window offscreen, real slide, real analysis."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CMU_SVS, TCGA_NO_MPP
+from PIL import Image
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+from pathview.analysis import inject
+from pathview.analysis.analyze import analyze_slide
+from pathview.app.analysis_result import LAYERS, load_result
+from pathview.app.main_window import MainWindow
+from pathview.app.qimage import from_qimage
+from pathview.findings import FindingsStore
+from pathview.scan import output_name
+from pathview.slide import open_slide
+from pathview.slide.writer import pyramid_shapes, tiles_of, write_svs
+from pathview.workspace import Workspace
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def marked_slide(tmp_path_factory) -> Path:
+    """CMU-1-Small-Region with two pen strokes painted in at known places: regions the analysis must find."""
+    with open_slide(CMU_SVS) as slide:
+        w, h = slide.dimensions
+        img = slide.read_region((0, 0), 0, (w, h)).copy()
+    rng = np.random.default_rng(1)
+    inject.pen(img, (100, 2300, 1000, 260), rng)
+    inject.pen(img, (1300, 300, 800, 220), rng, ink="blue")
+    shapes = pyramid_shapes(w, h)
+    levels = [img]
+    for lh, lw in shapes[1:]:
+        levels.append(np.asarray(Image.fromarray(levels[-1]).resize((lw, lh), Image.Resampling.BOX)))
+    thumb = Image.fromarray(levels[-1])
+    thumb.thumbnail((768, 768))
+    return write_svs(tmp_path_factory.mktemp("slide") / "CMU-marked.svs", shapes, lambda i: tiles_of(levels[i]),
+                     mpp=0.5, magnification=20, thumbnail=thumb)
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory, marked_slide):
+    """The marked slide analysed once, headless, named as `pathview scan -o OUT` names a slide's folder."""
+    with open_slide(marked_slide) as slide:
+        out = tmp_path_factory.mktemp("scan") / output_name(marked_slide, slide.quickhash)
+    summary = analyze_slide(marked_slide, out, device="cpu")
+    assert summary["regions"] >= 2 and summary["top_regions"][0]["class"] == "pen"
+    return out
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHVIEW_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # recent files go to a scratch config
+    return Workspace.at(tmp_path / "ws")
+
+
+def make_window(qtbot) -> MainWindow:
+    win = MainWindow(cache_mb=64)
+    win.resize(1300, 850)
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+@pytest.fixture
+def window(qtbot, workspace):
+    win = make_window(qtbot)
+    yield win
+    win.close()
+
+
+def settle(qtbot, view) -> None:
+    qtbot.waitUntil(lambda: view.is_complete() and view.loader.idle(), timeout=20000)
+    view.repaint()
+
+
+def pixels(view) -> np.ndarray:
+    return from_qimage(view.grab().toImage()).astype(np.int16)
+
+
+def test_background_analysis_keeps_the_window_responsive_and_shows_the_results(window, qtbot, workspace, marked_slide):
+    view = window.open_path(str(marked_slide))
+    ctl = window.analysis
+    assert ctl.result is None and "No analysis" in ctl.regions_panel.header.text()
+    settle(qtbot, view)  # the slide's own first tiles are not the analysis' doing
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    ctl.analyse_action.trigger()
+    assert ctl.worker.busy and ctl.progress.active
+    qtbot.waitUntil(lambda: not ctl.worker.busy and ctl.result is not None, timeout=90000)
+    timer.stop()
+    assert len(gaps) > 50, "the event loop must keep ticking while the analysis runs"
+    assert max(gaps) < 0.1, f"the window stalled for {max(gaps) * 1000:.0f} ms"
+    assert not ctl.progress.active and ctl.analyse_action.isEnabled()
+    out = workspace.analysis_dir(view.slide.quickhash)
+    assert (out / "summary.json").is_file()
+    assert ctl.result.folder == out and len(ctl.result.coords) == ctl.result.summary["tiles"]
+    assert ctl.regions_panel.list.count() == len(ctl.result.regions) >= 1
+    assert ctl.heatmap.pixels is not None and (ctl.heatmap.pixels[..., 3] > 0).any()
+
+
+def test_cancel_stops_the_analysis_and_leaves_nothing_finished(window, qtbot, workspace, marked_slide):
+    view = window.open_path(str(marked_slide))
+    ctl = window.analysis
+    finished: list[str] = []
+    ctl.worker.finished.connect(lambda qh, folder: finished.append(folder))
+    assert ctl.analyse()
+    qtbot.waitUntil(lambda: ctl.progress.bar.maximum() > 0, timeout=60000)  # encoding has started
+    qtbot.mouseClick(ctl.progress.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=30000)
+    qtbot.wait(50)  # the queued "cancelled" signal
+    assert not finished
+    assert not (workspace.analysis_dir(view.slide.quickhash) / "summary.json").exists()
+    assert ctl.result is None and not ctl.progress.active
+    assert "cancelled" in window.statusBar().currentMessage()
+
+
+def test_overlay_draws_over_high_scores_and_follows_its_settings(window, qtbot, analysed, marked_slide):
+    ctl = window.analysis
+    ctl.add_scan_dir(analysed.parent)  # a `pathview scan -o` folder holding the slide's outputs
+    view = window.open_path(str(marked_slide))
+    assert ctl.result is not None and ctl.result.folder == analysed
+    result = ctl.result
+    best = np.max(np.stack([result.scores[n] for n in LAYERS], 1), 1)
+    x, y = result.coords[int(best.argmax())]
+    ps = result.patch_size_level0
+    view.center_on(x + ps / 2, y + ps / 2)
+    settle(qtbot, view)
+    shown = pixels(view)
+    qtbot.keyClick(view, Qt.Key.Key_H)
+    assert not ctl.heatmap.visible and not ctl.heatmap_panel.show_box.isChecked()
+    view.repaint()
+    hidden = pixels(view)
+    cy, cx = shown.shape[0] // 2, shown.shape[1] // 2
+    half = max(2, int(ps / view.view.downsample / 2) - 2)  # the top tile's square on screen, less its edge
+    tile = (slice(cy - half, cy + half), slice(cx - half, cx + half))
+    assert np.abs(shown[tile] - hidden[tile]).mean() > 10
+    qtbot.keyClick(view, Qt.Key.Key_H)
+    assert ctl.heatmap.visible
+
+    panel = ctl.heatmap_panel
+    panel.threshold.setValue(0)
+    everything = ctl.heatmap.pixels.copy()
+    assert (everything[..., 3] > 0).sum() == len(result.coords)  # one lattice pixel per analysed tile
+    panel.layer_boxes["outlier"].setChecked(False)
+    assert not np.array_equal(ctl.heatmap.pixels, everything)
+    panel.layer_boxes["outlier"].setChecked(True)
+    panel.threshold.setValue(90)
+    assert (ctl.heatmap.pixels[..., 3] > 0).sum() == int((best >= 0.9).sum()) < len(result.coords)
+    panel.cmap.setCurrentText("viridis")
+    assert ctl.heatmap.settings.cmap == "viridis"
+
+
+def test_regions_navigate_accept_and_dismiss(window, qtbot, workspace, analysed, marked_slide):
+    ctl = window.analysis
+    ctl.add_scan_dir(analysed)
+    view = window.open_path(str(marked_slide))
+    qh = view.slide.quickhash
+    regions = ctl.result.regions
+    # Every thumbnail is read from the slide in the background and arrives in the list.
+    qtbot.waitUntil(lambda: set(ctl.regions_panel.thumbnails) == {r.id for r in regions}, timeout=10000)
+
+    qtbot.keyClick(view, Qt.Key.Key_N)
+    top = regions[0]
+    x0, y0, x1, y1 = top.bbox
+    assert view.view.cx == pytest.approx((x0 + x1) / 2) and view.view.cy == pytest.approx((y0 + y1) / 2)
+    assert view.view.width * view.view.downsample >= x1 - x0  # the whole region is on screen
+    assert ctl.regions_layer.selected == top.id and ctl.regions_panel.current() == top
+
+    qtbot.mouseClick(ctl.regions_panel.accept_button, Qt.MouseButton.LeftButton)
+    with FindingsStore.open(workspace) as store:
+        anns = store.annotations(qh)
+        assert len(anns) == 1
+        ann = anns[0]
+        assert ann.source == "anomaly" and ann.class_name == top.title
+        assert ann.geometry.equals(top.geometry)
+        assert top.title in store.class_colors()
+    annotations = window.annotations.controller
+    qtbot.waitUntil(lambda: ann.id in annotations.scene, timeout=5000)  # drawn and listed with the other findings
+    assert [a.id for a in annotations.selected()] == [ann.id]
+    assert not ctl.regions_panel.accept_button.isEnabled()  # no second copy of the same finding
+    assert "finding" in ctl.regions_panel.list.currentItem().text()
+    annotations.undo()  # the accept is one undoable step, like any edit
+    qtbot.waitUntil(lambda: ctl.regions_panel.accept_button.isEnabled(), timeout=5000)
+    assert ann.id not in annotations.scene
+    annotations.redo()
+    qtbot.waitUntil(lambda: not ctl.regions_panel.accept_button.isEnabled(), timeout=5000)
+
+    if len(regions) > 1:
+        qtbot.keyClick(view, Qt.Key.Key_N)
+        assert ctl.regions_panel.current() == regions[1]
+    dismissed = ctl.regions_panel.current()
+    qtbot.mouseClick(ctl.regions_panel.dismiss_button, Qt.MouseButton.LeftButton)
+    assert ctl.regions_panel.list.count() == len(regions) - 1
+    assert dismissed.id not in {r.id for r, _ in ctl.regions_layer._regions}
+
+    window.close()
+    again = make_window(qtbot)  # the decisions are remembered per slide in the workspace
+    again.analysis.add_scan_dir(analysed)
+    again.open_path(str(marked_slide))
+    panel = again.analysis.regions_panel
+    assert panel.list.count() == len(regions) - 1 and dismissed.id in panel.dismissed
+    panel.show_dismissed.setChecked(True)
+    assert panel.list.count() == len(regions)
+    again.close()
+
+
+def test_reopening_a_slide_shows_its_analysis_without_recomputing(qtbot, workspace, analysed, marked_slide):
+    win = make_window(qtbot)
+    qh = win.open_path(str(marked_slide)).slide.quickhash
+    win.close()
+    folder = workspace.analysis_dir(qh)
+    shutil.copytree(analysed, folder)
+    stamp = (folder / "summary.json").stat().st_mtime_ns
+    win = make_window(qtbot)
+    win.open_path(str(marked_slide))
+    ctl = win.analysis
+    assert ctl.result is not None and ctl.result.folder == folder  # shown at once, no event loop needed
+    assert not ctl.analyse_if_missing() and not ctl.worker.busy
+    assert (folder / "summary.json").stat().st_mtime_ns == stamp
+    assert len(ctl.regions_layer._regions) == len(load_result(folder).regions)
+    win.close()
+
+
+def test_a_failed_analysis_says_why_once_and_the_window_stays_usable(window, qtbot, marked_slide, tmp_path):
+    window.open_path(str(marked_slide))
+    ctl = window.analysis
+    assert ctl.worker.start(str(marked_slide), "x", tmp_path / "out", encoder="no-such-encoder")
+    qtbot.waitUntil(lambda: bool(window.findChildren(QMessageBox)), timeout=30000)
+    qtbot.wait(50)
+    boxes = window.findChildren(QMessageBox)
+    assert len(boxes) == 1 and "no-such-encoder" in boxes[0].text()
+    assert ctl.analyse_action.isEnabled() and not ctl.progress.active and ctl.result is None
+
+
+def test_a_slide_without_pixel_size_asks_for_it_and_analyses_with_it(window, qtbot):
+    view = window.open_path(str(TCGA_NO_MPP))
+    ctl = window.analysis
+    assert ctl.analyse()
+    qtbot.waitUntil(lambda: bool(window.findChildren(QInputDialog)), timeout=30000)
+    assert not window.findChildren(QMessageBox)  # asked, not reported as a failure
+    dialog = window.findChildren(QInputDialog)[0]
+    assert "no pixel size" in dialog.labelText()
+    started: list[float | None] = []
+    real_start = ctl.worker.start
+    ctl.worker.start = lambda *a, **kw: started.append(kw.get("slide_mpp")) or real_start(*a, **kw)
+    dialog.setDoubleValue(0.5)
+    dialog.accept()
+    assert started == [0.5] and ctl.worker.busy
+    ctl.worker.cancel()
+    qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=30000)
+    assert not (ctl.workspace.analysis_dir(view.slide.quickhash) / "summary.json").exists()
+
+
+def test_view_scan_dir_opens_the_slide_with_its_scan_outputs(qtbot, workspace, analysed, monkeypatch, marked_slide):
+    from PySide6.QtWidgets import QApplication
+
+    from pathview.cli import main
+
+    shown: list = []
+
+    def fake_exec() -> int:  # instead of the event loop: look at the window run_viewer built, then close it
+        win = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        shown.append(win.analysis.result.folder if win.analysis.result else None)
+        win.close()
+        return 0
+
+    monkeypatch.setattr(QApplication, "exec", staticmethod(fake_exec))
+    assert main(["view", str(marked_slide), "--scan-dir", str(analysed.parent)]) == 0
+    assert shown == [analysed]
+
+
+def test_view_refuses_a_scan_dir_that_is_not_there(tmp_path, capsys):
+    from pathview.cli import main
+
+    assert main(["view", "--scan-dir", str(tmp_path / "no-such-folder")]) == 2
+    err = capsys.readouterr().err.strip()
+    missing = tmp_path / "no-such-folder"
+    assert err == f"pathview: error: cannot read the analysis in '{missing}': there is no such folder"

@@ -1,0 +1,49 @@
+"""`pathview import / export / annotations`, run as a user runs them (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ANNOTATIONS, CMU_SVS
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pathview", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_import_list_and_export_every_format(tmp_path):
+    ws = str(tmp_path / "ws")
+    beside_slide = sorted(os.listdir(CMU_SVS.parent))
+    res = run("import", str(CMU_SVS), str(ANNOTATIONS / "qupath" / "qupath-polygon-cell-classified.json"),
+              str(ANNOTATIONS / "asap" / "asap-polygon.xml"), "--workspace", ws)
+    assert res.returncode == 0, res.stderr
+    assert "imported 5 annotations" in res.stdout
+    assert "pathview: warning: qupath-polygon-cell-classified.json: 4 of 4 annotations reach outside" in res.stderr
+    res = run("annotations", str(CMU_SVS), "--workspace", ws, "--json")
+    records = json.loads(res.stdout)
+    assert [r["class"] for r in records] == ["Cell", "Cell", "Nucleus", "Nucleus", None]
+    assert "Area µm²" in records[0]["measurements"]
+    for fmt in ("geojson", "pdf"):  # the other formats are tested in-process
+        out = tmp_path / f"out.{fmt}"
+        res = run("export", str(CMU_SVS), "--format", fmt, "-o", str(out), "--workspace", ws)
+        assert res.returncode == 0 and out.stat().st_size > 100, res.stderr
+    assert len(json.loads((tmp_path / "out.geojson").read_text())["features"]) == 5
+    assert "Nucleus" in run("annotations", str(CMU_SVS), "--workspace", ws).stdout
+    assert sorted(os.listdir(CMU_SVS.parent)) == beside_slide  # nothing written beside the slide
+
+
+def test_a_bad_file_exits_2_with_one_line_and_keeps_the_annotations(tmp_path):
+    ws = str(tmp_path / "ws")
+    assert run("import", str(CMU_SVS), str(ANNOTATIONS / "asap" / "asap-dot.xml"), "--workspace", ws).returncode == 0
+    bad = tmp_path / "bad.geojson"
+    bad.write_text('{"type": "Feature", "geometry": {"type": "Point", "coordinates": ["x", 1]}}')
+    res = run("import", str(CMU_SVS), str(ANNOTATIONS / "asap" / "asap-polygon.xml"), str(bad), "--workspace", ws)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bad.geojson" in lines[0] and "no annotation was changed" in lines[0]
+    assert len(json.loads(run("annotations", str(CMU_SVS), "--workspace", ws, "--json").stdout)) == 1
+    res = run("export", str(CMU_SVS), "--format", "docx", "-o", str(tmp_path / "x"), "--workspace", ws)
+    assert res.returncode == 2 and "unknown format 'docx'" in res.stderr

@@ -1,0 +1,231 @@
+"""`pathview scan` end to end on real good and broken slides: statuses, resume, settings, kill -9, locks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import BROKEN, CMU_DICOM, CMU_SVS, TCGA_NO_MPP
+
+from pathview.cli import main
+from pathview.scan import find_scan_output
+
+#: Coarse tiles keep every slide to a few seconds on two cores; one torch thread per worker.
+FAST = ["--tile-mpp", "2", "--threads", "1", "-q"]
+BROKEN_FILES = ["CMU-1-Small-Region-truncated.svs", "vectra-unsupported.qptiff", "dicom-no-imagetype.dcm",
+                "CMU-1-Small-Region-zeroed-tiles.svs"]
+
+
+def rows_by_name(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "scan.csv", newline="") as f:
+        return {r["name"]: r for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    """A folder of good and broken slides (links to ../shared/data, nothing copied), one in a subfolder."""
+    root = tmp_path_factory.mktemp("cohort")
+    (root / "good").mkdir()
+    (root / "good" / CMU_SVS.name).symlink_to(CMU_SVS)
+    (root / "good" / CMU_DICOM.name).symlink_to(CMU_DICOM, target_is_directory=True)
+    (root / TCGA_NO_MPP.name).symlink_to(TCGA_NO_MPP)
+    (root / "broken").mkdir()
+    for name in BROKEN_FILES:
+        (root / "broken" / name).symlink_to(BROKEN / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def scanned(cohort, tmp_path_factory) -> tuple[Path, int]:
+    out = tmp_path_factory.mktemp("scan")
+    mpp = out.parent / "mpp.csv"
+    mpp.write_text(f"slide,mpp\n{TCGA_NO_MPP.name},0.25\n")
+    return out, main(["scan", str(cohort), "-o", str(out), "--recursive", "--mpp-csv", str(mpp), *FAST])
+
+
+def test_good_slides_are_analysed_and_broken_ones_recorded_with_their_error(scanned):
+    out, code = scanned
+    assert code == 3  # finished, with failed slides
+    rows = rows_by_name(out)
+    assert set(rows) == {CMU_SVS.name, CMU_DICOM.name, TCGA_NO_MPP.name, *BROKEN_FILES}
+    for name in (CMU_SVS.name, CMU_DICOM.name, TCGA_NO_MPP.name):
+        row = rows[name]
+        assert row["status"] == "ok" and row["error"] == ""
+        assert int(row["tiles"]) > 0 and float(row["tissue_mm2"]) > 0.1 and row["top_anomaly"] != ""
+        folder = out / row["output"]
+        assert {p.name for p in folder.iterdir()} >= {"tiles.h5", "findings.geojson", "heatmap.png",
+                                                      "thumbnail.png", "summary.json"}
+        assert find_scan_output(out, row["quickhash"]) == folder
+    assert rows[TCGA_NO_MPP.name]["mpp"] == "0.25" and rows[TCGA_NO_MPP.name]["mpp_source"] == "user"
+    assert rows[CMU_SVS.name]["output"] != rows[CMU_DICOM.name]["output"]
+    errors = {n: rows[n]["error"] for n in BROKEN_FILES}
+    assert all(rows[n]["status"] == "failed" for n in BROKEN_FILES)
+    assert "truncated" in errors["CMU-1-Small-Region-truncated.svs"]
+    assert "does not support" in errors["vectra-unsupported.qptiff"]
+    assert "image flavor" in errors["dicom-no-imagetype.dcm"]
+    assert "damaged JPEG tile" in errors["CMU-1-Small-Region-zeroed-tiles.svs"]  # failed mid-analysis
+    page = (out / "report.html").read_text()
+    assert page.count('<tr class="r-failed">') == 4 and page.count('<tr class="r-ok">') == 3
+    assert "image flavor" in page and f'src="{rows[CMU_SVS.name]["output"]}/heatmap.png"' in page
+    log = (out / "scan.log").read_text()
+    assert "worker 0 ready: pathview-he" in log and "dicom-no-imagetype.dcm: failed" in log
+    assert not list((out / ".locks").iterdir())  # every lock given back
+
+
+def _store(folder: Path) -> dict[str, np.ndarray]:
+    """tiles.h5 datasets in raster order (rows are stored in reading order, which threads may vary)."""
+    with h5py.File(folder / "tiles.h5", "r") as f:
+        order = np.lexsort((f["coords"][:, 0], f["coords"][:, 1]))
+        return {k: f[k][:][order] for k in f.keys()}
+
+
+def _wait_gone(pids: list[int], timeout: float = 10.0) -> None:
+    """Wait until the killed run's workers are gone: one may finish its last rename as it dies."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.01)
+
+
+def test_a_run_killed_mid_slide_then_rerun_equals_an_uninterrupted_run(scanned, tmp_path):
+    reference, _ = scanned  # the uninterrupted run, same settings (before any test changes them)
+    args = [str(CMU_SVS), str(CMU_DICOM), *FAST]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "pathview", "scan", *args, "-o", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(killed.glob("*/.staged-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)  # mid-slide: a slide's features are being written
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    locks = list((killed / ".locks").glob("*.lock"))  # left by the dead run, naming its worker
+    assert locks and all(json.loads(p.read_text())["workers"] for p in locks)
+    _wait_gone([pid for p in locks for pid in json.loads(p.read_text())["workers"]])  # they die with the run
+    folders = [p for p in killed.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    unfinished = [p.name for p in folders if not (p / "summary.json").exists()]
+    assert unfinished  # the slide being encoded (the other may have finished, or not yet begun)
+
+    assert main(["scan", *args, "-o", str(killed)]) == 0  # stale locks recovered, the batch finished
+    rows, ref_rows = rows_by_name(killed), rows_by_name(reference)
+    assert len(rows) == 2 and all(r["status"] in ("ok", "skipped") for r in rows.values())
+    assert {r["output"] for r in rows.values() if r["status"] == "ok"} >= set(unfinished)
+    for name, row in rows.items():
+        a, b = _store(killed / row["output"]), _store(reference / ref_rows[name]["output"])
+        assert a.keys() == b.keys() and {"coords", "features", "anomaly", "qc_pen"} <= a.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        findings = [json.loads((o / r["output"] / "findings.geojson").read_text())
+                    for o, r in ((killed, row), (reference, ref_rows[name]))]
+        assert findings[0] == findings[1]
+    assert not list(killed.glob("*/.*"))  # no temporary left behind
+
+
+def test_a_rerun_skips_finished_slides_and_retries_failed_ones(scanned, cohort):
+    out, _ = scanned
+    before = {n: r for n, r in rows_by_name(out).items() if r["status"] == "ok"}
+    mtimes = {n: (out / r["output"] / "tiles.h5").stat().st_mtime_ns for n, r in before.items()}
+    code = main(["scan", str(cohort / "good"), str(cohort / "broken"), "-o", str(out), "--recursive", *FAST])
+    assert code == 3
+    rows = rows_by_name(out)
+    assert {n: rows[n]["status"] for n in before} == {CMU_SVS.name: "skipped", CMU_DICOM.name: "skipped",
+                                                      TCGA_NO_MPP.name: "ok"}  # not in this run: row kept
+    assert rows[CMU_SVS.name]["tiles"] == before[CMU_SVS.name]["tiles"]
+    assert all((out / r["output"] / "tiles.h5").stat().st_mtime_ns == mtimes[n] for n, r in before.items())
+    assert all(rows[n]["status"] == "failed" for n in BROKEN_FILES)
+
+
+def test_a_changed_setting_recomputes(scanned):
+    out, _ = scanned
+    old = rows_by_name(out)[CMU_SVS.name]
+    assert main(["scan", str(CMU_SVS), "-o", str(out), "--tile-mpp", "4", "--threads", "1", "-q"]) == 0
+    new = rows_by_name(out)[CMU_SVS.name]
+    assert new["status"] == "ok" and int(new["tiles"]) < int(old["tiles"])
+    summary = json.loads((out / new["output"] / "summary.json").read_text())
+    assert summary["settings"]["tile_mpp"] == 4.0
+    assert "recomputing: settings changed (tile_mpp: 2.0 -> 4.0)" in (out / "scan.log").read_text()
+
+
+def test_shards_of_one_cohort_fill_one_table(cohort, tmp_path):
+    for i in (1, 2):
+        assert main(["scan", str(cohort / "broken"), "-o", str(tmp_path), "--shard", f"{i}/2", *FAST]) == 3
+        rows = rows_by_name(tmp_path)
+        assert len(rows) == 2 * i  # each shard adds its half of the sorted list
+    assert set(rows) == set(BROKEN_FILES) and {r["status"] for r in rows.values()} == {"failed"}
+    assert (tmp_path / "report.html").read_text().count('<tr class="r-failed">') == 4
+
+
+def test_a_slide_locked_by_another_run_waits_and_a_dead_owner_is_taken_over(tmp_path):
+    from pathview.scan import output_name
+    from pathview.scan.locks import LockManager
+    from pathview.slide import open_slide
+
+    out = tmp_path / "out"
+    with open_slide(CMU_SVS) as s:
+        key = output_name(CMU_SVS, s.quickhash)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = out / ".locks" / f"{key}.lock"
+        lock.parent.mkdir(parents=True)
+        holder = LockManager(lock.parent)
+        holder.owner = holder.owner.__class__(other.pid, holder.owner.host, "other-run", time.time())
+        assert holder.acquire(key) is None  # as if the other process held it
+        result: list[int] = []
+        run = threading.Thread(target=lambda: result.append(
+            main(["scan", str(CMU_SVS), str(CMU_DICOM), "-o", str(out), *FAST])))
+        run.start()
+        deadline = time.monotonic() + 60
+        while "being scanned by pid" not in _read(out / "scan.log") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert not (out / key / "summary.json").exists()  # never written while the other run holds it
+        other.kill()
+        other.wait()
+        run.join(60)
+        holder.close()
+    finally:
+        other.kill()
+    assert result == [0]
+    assert {r["status"] for r in rows_by_name(out).values()} == {"ok"}
+    assert (out / key / "summary.json").exists()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def test_a_worker_that_dies_mid_slide_costs_a_retry_not_the_batch(tmp_path):
+    import re
+
+    out = tmp_path / "out"
+    result: list[int] = []
+    run = threading.Thread(target=lambda: result.append(
+        main(["scan", str(CMU_SVS), "-o", str(out), "--tile-mpp", "1", "--threads", "1", "-q"])))
+    run.start()
+    deadline = time.monotonic() + 60
+    while not (pid := re.search(r"worker 0 ready.*pid (\d+)", _read(out / "scan.log"))) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    while not list(out.glob("*/.staged-*")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(int(pid.group(1)), signal.SIGKILL)  # as a segfault in a decoder would end it
+    run.join(60)
+    assert result == [0]
+    assert rows_by_name(out)[CMU_SVS.name]["status"] == "ok"
+    assert "its worker died; running it again on its own" in (out / "scan.log").read_text()

@@ -76,6 +76,17 @@ def render_demo_tissue(width: int = DEMO_SIZE[0], height: int = DEMO_SIZE[1], se
     chromatin = 0.8 + 0.2 * _smooth_noise(rng, shape, 0.8)
     haem = np.clip((blobs - 0.35) * 3.0, 0.0, 1.0) * chromatin + 0.1 * inside
 
+    # The nodule is tumour-like: crowded, large, dark nuclei with little eosinophilic stroma.
+    focus = np.clip((_upsample(nodule, shape) - 0.3) * 2.0, 0.0, 1.0) * inside
+    big = rng.poisson(0.0011 * width * height)
+    by, bx = rng.integers(0, height, big), rng.integers(0, width, big)
+    keep = rng.random(big) < focus[by, bx]
+    impulses = np.zeros(shape, np.float32)
+    impulses[by[keep], bx[keep]] = 1.0
+    big_blobs = ndimage.gaussian_filter(impulses, 5.0) * (2 * np.pi * 5.0 ** 2)
+    haem += np.clip((big_blobs - 0.3) * 3.0, 0.0, 1.2) * chromatin
+    eosin *= 1.0 - 0.5 * focus
+
     od = haem[..., None] * _OD_H + eosin[..., None] * _OD_E + 0.04
     rgb = 255.0 * np.exp(-od)
     rgb += rng.normal(0.0, 2.0, rgb.shape).astype(np.float32)  # scanner noise

@@ -1,7 +1,7 @@
 """heatmap.png: tile scores in colour over the slide's thumbnail, on tissue tiles only.
 
 Also the pieces the viewer's overlay reuses: :func:`score_lattice` (one value per tile
-cell, NaN off tissue) and :func:`colorize` (a colour map with a transparent floor).
+cell, NaN off tissue) and :func:`lookup_table` / :func:`colorize` (the colour maps).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ CLIP = 10.0
 
 @dataclass(frozen=True)
 class OutlierModel:
-    """A robust model of a slide's typical tiles; :meth:`z` and :meth:`score` apply it to any rows."""
+    """A robust model of a slide's typical tiles; :meth:`z` applies it to any rows."""
 
     center: np.ndarray  # per-feature median
     scale: np.ndarray  # per-feature robust scale
@@ -53,10 +53,6 @@ class OutlierModel:
         """Return each row's robust z-score against the typical tiles: the larger of its two parts'."""
         parts = self.parts(features)
         return ((parts - self.calibration[:, 0]) / self.calibration[:, 1]).max(axis=1)
-
-    def score(self, features: np.ndarray) -> np.ndarray:
-        """Return calibrated outlier scores in [0, 1] (float32), 0.5 at the outlier threshold."""
-        return logistic(self.z(features))
 
     def standardise(self, features: np.ndarray) -> np.ndarray:
         return np.clip((features.astype(np.float64) - self.center) / self.scale, -CLIP, CLIP)

@@ -1,6 +1,9 @@
 """Make the README screenshot: the main window on a real slide, rendered offscreen.
 
-    QT_QPA_PLATFORM=offscreen python scripts/readme_screenshot.py SLIDE -o docs/screenshot.png
+    QT_QPA_PLATFORM=offscreen python scripts/readme_screenshot.py SLIDE -o docs/screenshot.png \
+        [--workspace DIR] [--magnification 10] [--center X,Y]
+
+With ``--workspace``, the annotations stored there for the slide (``pathview import``) are shown.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ def main() -> None:
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--magnification", type=float, default=None)
     parser.add_argument("--center", default=None, help="level-0 X,Y")
+    parser.add_argument("--workspace", default=None, help="workspace with the slide's annotations")
     args = parser.parse_args()
     app = QApplication([])
-    window = MainWindow()
+    window = MainWindow(workspace=args.workspace)
     window.resize(1400, 860)
     view = window.open_path(args.slide)
     window.show()

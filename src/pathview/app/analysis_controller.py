@@ -70,7 +70,7 @@ class AnalysisController(QObject):
         self.regions_dock = window._dock("Regions", Qt.DockWidgetArea.LeftDockWidgetArea, self.regions_panel)
         self.heatmap_dock = window._dock("Heatmap", Qt.DockWidgetArea.RightDockWidgetArea, self.heatmap_panel)
         window.splitDockWidget(window.overview_dock, self.heatmap_dock, Qt.Orientation.Vertical)
-        window.resizeDocks([window.annotations.dock, self.regions_dock], [1, 3], Qt.Orientation.Vertical)
+        window.resizeDocks([window.annotations.dock, self.regions_dock], [3, 2], Qt.Orientation.Vertical)
         self._build_actions()
         window.slide_opened.connect(self.attach)
         window.annotations.controller.annotations_changed.connect(self._review_changed)
@@ -151,6 +151,7 @@ class AnalysisController(QObject):
         self.result = result
         self.heatmap.set_result(result)
         self.heatmap_panel.set_result(result)
+        self.heatmap_dock.setVisible(result is not None)  # its controls mean nothing before an analysis
         reviews = self.reviews
         if result is None:
             self.regions_layer.set_regions([])

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from scipy.stats import rankdata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from pathview.analysis.inject import EXPECTED_CLASS, PAINTERS, tile_coverage  # noqa: E402
 from pathview.slide import open_slide  # noqa: E402
-from pathview.slide.writer import pyramid_shapes, tiles_of, write_svs  # noqa: E402
+from pathview.slide.writer import write_image_svs  # noqa: E402
 
 SLIDES = ROOT.parent / "shared" / "data" / "slides"
 TILE = 224  # level-0 px of one tile: the test slides are written at 0.5 µm/px
@@ -83,14 +82,7 @@ def place(rng: np.random.Generator, stained: np.ndarray) -> list[tuple[str, tupl
 
 
 def write_slide(img: np.ndarray, path: Path) -> Path:
-    h, w = img.shape[:2]
-    shapes = pyramid_shapes(w, h)
-    levels = [img]
-    for lh, lw in shapes[1:]:
-        levels.append(np.asarray(Image.fromarray(levels[-1]).resize((lw, lh), Image.Resampling.BOX)))
-    thumb = Image.fromarray(levels[-1]).copy()
-    thumb.thumbnail((768, 768))
-    return write_svs(path, shapes, lambda i: tiles_of(levels[i]), mpp=0.5, magnification=20, thumbnail=thumb)
+    return write_image_svs(path, img, mpp=0.5)
 
 
 def build_case(base: np.ndarray, source: np.ndarray, seed: int, path: Path) -> list[tuple[str, np.ndarray]]:

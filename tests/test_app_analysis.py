@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import CMU_SVS, TCGA_NO_MPP
-from PIL import Image
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
@@ -21,7 +20,7 @@ from pathview.app.qimage import from_qimage
 from pathview.findings import FindingsStore
 from pathview.scan import output_name
 from pathview.slide import open_slide
-from pathview.slide.writer import pyramid_shapes, tiles_of, write_svs
+from pathview.slide.writer import write_image_svs
 from pathview.workspace import Workspace
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -36,14 +35,7 @@ def marked_slide(tmp_path_factory) -> Path:
     rng = np.random.default_rng(1)
     inject.pen(img, (100, 2300, 1000, 260), rng)
     inject.pen(img, (1300, 300, 800, 220), rng, ink="blue")
-    shapes = pyramid_shapes(w, h)
-    levels = [img]
-    for lh, lw in shapes[1:]:
-        levels.append(np.asarray(Image.fromarray(levels[-1]).resize((lw, lh), Image.Resampling.BOX)))
-    thumb = Image.fromarray(levels[-1])
-    thumb.thumbnail((768, 768))
-    return write_svs(tmp_path_factory.mktemp("slide") / "CMU-marked.svs", shapes, lambda i: tiles_of(levels[i]),
-                     mpp=0.5, magnification=20, thumbnail=thumb)
+    return write_image_svs(tmp_path_factory.mktemp("slide") / "CMU-marked.svs", img, mpp=0.5)
 
 
 @pytest.fixture(scope="module")

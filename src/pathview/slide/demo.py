@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from .writer import pyramid_shapes, tiles_of, write_svs
+from .writer import write_image_svs
 
 DEMO_NAME = "pathview-demo.svs"
 DEMO_MPP = 0.5
@@ -115,21 +115,17 @@ def _label_image() -> Image.Image:
 
 def write_demo_slide(path: str | Path) -> Path:
     """Render the demo tissue and write it as a pyramidal SVS at ``path``."""
-    image = render_demo_tissue()
-    h, w = image.shape[:2]
-    shapes = pyramid_shapes(w, h)
-    levels = [image]
-    for lh, lw in shapes[1:]:
-        levels.append(np.asarray(Image.fromarray(levels[-1]).resize((lw, lh), Image.Resampling.BOX)))
-    thumb = Image.fromarray(levels[-1]).copy()
-    thumb.thumbnail((768, 768))
+    return write_image_svs(path, render_demo_tissue(), mpp=DEMO_MPP, magnification=20, associated=_associated_images)
+
+
+def _associated_images(smallest: np.ndarray) -> dict[str, Image.Image]:
+    """A label and a macro photo (label beside the glass), as scanners store them."""
     macro = Image.new("RGB", (1280, 430), (235, 235, 235))
     macro.paste(_label_image().resize((380, 380)), (20, 25))
-    small = Image.fromarray(levels[-1]).copy()
+    small = Image.fromarray(smallest).copy()
     small.thumbnail((840, 400))
     macro.paste(small, (420, 15))
-    return write_svs(path, shapes, lambda i: tiles_of(levels[i]), mpp=DEMO_MPP, magnification=20,
-                     thumbnail=thumb, associated={"label": _label_image(), "macro": macro})
+    return {"label": _label_image(), "macro": macro}
 
 
 def demo_slide_path(folder: str | Path | None = None) -> Path:

@@ -75,3 +75,20 @@ def pyramid_shapes(width: int, height: int, factor: int = 4, min_side: int = 256
         h, w = shapes[-1]
         shapes.append((h // factor, w // factor))
     return shapes
+
+
+def write_image_svs(path: str | Path, image: np.ndarray, mpp: float, magnification: float = 20,
+                    associated: Callable[[np.ndarray], dict[str, Image.Image]] | None = None) -> Path:
+    """Write an in-memory RGB image as a pyramidal SVS (box-filtered levels, a 768-px thumbnail).
+
+    ``associated`` receives the smallest level and returns extra images (label, macro) to store.
+    """
+    h, w = image.shape[:2]
+    shapes = pyramid_shapes(w, h)
+    levels = [image]
+    for lh, lw in shapes[1:]:
+        levels.append(np.asarray(Image.fromarray(levels[-1]).resize((lw, lh), Image.Resampling.BOX)))
+    thumb = Image.fromarray(levels[-1]).copy()
+    thumb.thumbnail((768, 768))
+    return write_svs(path, shapes, lambda i: tiles_of(levels[i]), mpp=mpp, magnification=magnification,
+                     thumbnail=thumb, associated=associated(levels[-1]) if associated else None)

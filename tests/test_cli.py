@@ -9,6 +9,8 @@ import sys
 from conftest import BROKEN, CMU_SVS, SLIDES, TCGA_NO_MPP
 from PIL import Image
 
+from pathview.slide.demo import DEMO_NAME
+
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pathview", *args], capture_output=True, text=True, timeout=timeout)
@@ -34,6 +36,21 @@ def test_bad_input_exits_2_with_one_line_naming_file_and_cause():
 def test_bad_option_value_is_a_usage_error_with_status_2(tmp_path):
     res = run("render", str(CMU_SVS), "--size", "abc", "-o", str(tmp_path / "x.png"))
     assert res.returncode == 2 and "Invalid value for --size" in res.stderr and "unexpected" not in res.stderr
+
+
+def test_render_at_a_magnification_needs_a_pixel_size_or_objective(tmp_path):
+    res = run("render", str(TCGA_NO_MPP), "--center", "1000,1000", "--magnification", "5", "--size", "200x100",
+              "-o", str(tmp_path / "r.png"))
+    assert res.returncode == 2 and "--slide-mpp" in res.stderr
+    res = run("render", str(TCGA_NO_MPP), "--center", "1000,1000", "--magnification", "5", "--size", "200x100",
+              "-o", str(tmp_path / "r.png"), "--slide-mpp", "0.5")
+    assert res.returncode == 0, res.stderr
+
+
+def test_an_unwritable_output_is_one_line_and_status_2(tmp_path):
+    for out, cause in [(tmp_path / "missing" / "x.png", "No such file"), (tmp_path / "x.xyz", "unknown image type")]:
+        res = run("thumbnail", str(CMU_SVS), "-o", str(out))
+        assert res.returncode == 2 and cause in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_debug_shows_the_traceback():
@@ -68,9 +85,9 @@ def test_tiles_on_a_slide_without_mpp_asks_for_one_and_accepts_it():
 def test_demo_writes_a_slide_and_its_results_without_a_display(tmp_path):
     res = run("demo", "-o", str(tmp_path), "--no-viewer", timeout=300)
     assert res.returncode == 0, res.stderr
-    for name in ["pathview-demo.svs", "demo-results/info.json", "demo-results/thumbnail.png",
+    for name in [DEMO_NAME, "demo-results/info.json", "demo-results/thumbnail.png",
                  "demo-results/tiles.png", "demo-results/view-10x.png"]:
         assert (tmp_path / name).exists(), name
-    info = run("info", str(tmp_path / "pathview-demo.svs"), "--json")
+    info = run("info", str(tmp_path / DEMO_NAME), "--json")
     rec = json.loads(info.stdout)[0]
     assert rec["mpp"] == 0.5 and rec["level_count"] >= 3 and "label" in rec["associated_images"]

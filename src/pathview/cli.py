@@ -29,6 +29,16 @@ def _echo_err(message: str) -> None:
     typer.echo(f"pathview: error: {message}", err=True)
 
 
+def _save_image(image, output: Path) -> None:
+    """Save a PIL image; a bad folder or file type is the user's input, not a bug."""
+    try:
+        image.save(output)
+    except ValueError:
+        raise PathviewError(f"cannot write '{output}': unknown image type (use .png, .jpg or .tif)") from None
+    except OSError as exc:
+        raise PathviewError(f"cannot write '{output}': {exc.strerror or exc}") from None
+
+
 @app.command()
 def info(
     slides: Annotated[list[Path], typer.Argument(help="Slide files or DICOM folders.")],
@@ -92,7 +102,7 @@ def thumbnail(
 
     with open_slide(slide) as s:
         img = s.thumbnail(size)
-    img.save(output)
+    _save_image(img, output)
     typer.echo(f"wrote {output} ({img.size[0]}x{img.size[1]})")
 
 
@@ -121,7 +131,7 @@ def tiles(
         if output is not None:
             from .slide.overlay import grid_picture
 
-            grid_picture(s, grid, mask).save(output)
+            _save_image(grid_picture(s, grid, mask), output)
             summary["picture"] = str(output)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -162,7 +172,7 @@ def render(
     with open_slide(slide, mpp=slide_mpp) as s:
         cx, cy = _pair(center, ",", "--center") if center else (s.dimensions[0] / 2, s.dimensions[1] / 2)
         pixels = render_view(TileSource(s), (cx, cy), magnification, (w, h))
-    Image.fromarray(pixels).save(output)
+    _save_image(Image.fromarray(pixels), output)
     typer.echo(f"wrote {output} ({w}x{h} at {magnification:g}x around {cx:.0f},{cy:.0f})")
 
 

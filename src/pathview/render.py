@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from .errors import MissingMppError
 from .tiles import TileSource
 from .viewport import Viewport, display_level, downsample_for, tile_rect_level0, visible_tiles
 
@@ -44,5 +45,7 @@ def render_view(source: TileSource, center: tuple[float, float], magnification: 
                 size: tuple[int, int]) -> np.ndarray:
     """Return the view of ``size`` (w, h) centred on level-0 ``center`` at ``magnification``."""
     info = source.slide.info
+    if info.mpp is None and info.objective_power is None:  # a magnification would be a guess
+        raise MissingMppError(source.slide.path)
     ds = downsample_for(magnification, info.mpp, info.objective_power)
     return compose(source, Viewport(center[0], center[1], ds, size[0], size[1]))

@@ -166,6 +166,7 @@ class MainWindow(QMainWindow):
     def show_error(self, title: str, message: str) -> QMessageBox:
         """Show an error without blocking: the window stays usable behind it."""
         box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # messages quote file contents and servers: never HTML
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         return box
@@ -178,8 +179,10 @@ class MainWindow(QMainWindow):
 
     # -- synchronised navigation --------------------------------------------------------------
     def _on_view_changed(self, source: SlideView, view: Viewport) -> None:
-        self.status_view.setText(f"{source.magnification:.3g}x · "
-                                 + (f"{source.slide.mpp:.4g} µm/px" if source.slide.mpp else "no mpp"))
+        info = source.slide.info
+        scale = (f"{info.mpp:.4g} µm/px" if info.mpp else
+                 "no mpp" if info.objective_power else "no mpp or objective: magnification assumes a 40x scan")
+        self.status_view.setText(f"{source.magnification:.3g}x · {scale}")
         if not self.sync_views or self._syncing or len(self.views) < 2:
             return
         self._syncing = True

@@ -17,7 +17,9 @@ from scipy import ndimage
 
 from .writer import write_image_svs
 
-DEMO_NAME = "pathview-demo.svs"
+#: Bumped whenever the rendering changes, so an updated pathview never reuses an older demo slide.
+DEMO_VERSION = 2
+DEMO_NAME = f"pathview-demo-v{DEMO_VERSION}.svs"
 DEMO_MPP = 0.5
 DEMO_SIZE = (6144, 4608)  # width, height at 0.5 µm/px: 3.1 x 2.3 mm
 # Optical densities per unit stain (Ruifrok & Johnston's H&E vectors), R, G, B.

@@ -8,6 +8,7 @@ import pytest
 import shapely
 from conftest import ANNOTATIONS, CMU_SVS, TCGA_NO_MPP
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QApplication
 
 from pathview.app.annotation_tools import BRUSH_PX
@@ -306,6 +307,23 @@ def test_panel_filter_edit_and_click_to_navigate(make_window, qtbot, workspace):
     assert model.index(model.row_of[tumour.id], COLUMNS.index("Class")).data() == "Necrosis"
     ctl.undo()
     assert {a.id: a for a in stored(workspace, view)}[tumour.id].class_name == "Tumor"
+
+
+def test_imported_text_and_error_messages_are_never_shown_as_html(make_window, qtbot):
+    win, view = make_window()
+    html = '<img src="x.png"><b>Tumor</b> & margin'  # e.g. from an imported GeoJSON
+    a = Annotation(rectangle(100, 100, 300, 200), kind="rectangle", class_name=html, note=html)
+    win.annotations.controller.store.add(view.slide.quickhash, a)
+    model = win.annotations.panel.model
+    tip = model.index(model.row_of[a.id], NOTE).data(Qt.ItemDataRole.ToolTipRole)
+    doc = QTextDocument()
+    doc.setHtml(tip)  # Qt renders a tooltip that looks like HTML as HTML
+    assert doc.toPlainText() == html
+    win.assistant.set_region((100, 100, 200, 100), a.id, classification=html)
+    assert win.assistant.region_label.textFormat() == Qt.TextFormat.PlainText
+    box = win.show_error("Import failed: nothing was added", f"cannot import 'x.geojson': feature 1 ('{html}')")
+    assert box.textFormat() == Qt.TextFormat.PlainText
+    box.close()
 
 
 def test_reopening_the_slide_shows_saved_annotations_and_import_export(make_window, qtbot, workspace, tmp_path):

@@ -7,14 +7,16 @@ import time
 
 import pytest
 from conftest import CMU_SVS
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from test_assistant_context import write_tiles_h5
 from test_assistant_models import models_env, tiny  # noqa: F401  (fixtures)
 
 from pathview.app.assistant_turn import TurnWidget
 from pathview.app.main_window import MainWindow
 from pathview.assistant import create_backend
+from pathview.assistant.context import RegionContext
 from pathview.assistant.process_backend import ProcessBackend
+from pathview.assistant.session import Turn
 from pathview.workspace import Workspace
 
 
@@ -109,7 +111,8 @@ def test_stop_ends_the_answer_within_a_second_and_regions_come_from_annotations(
     (scan / "summary.json").write_text(json.dumps({"slide": {"quickhash": view.slide.quickhash}}))
     panel.max_new_tokens = 1500
     panel.set_region((500, 700, 640, 480), annotation_id=12, classification="Tumor", note="margin?")
-    assert "annotation 12, Tumor" in panel.region_label.text()
+    assert "selected Tumor annotation" in panel.region_label.text()
+    assert panel.layer.box is None  # the selected annotation is highlighted already: no second box on it
     first = []
     panel.worker.piece.connect(lambda *_: first.append(time.perf_counter()))
     assert panel.ask("Describe the cells.")
@@ -139,6 +142,16 @@ def test_model_text_is_shown_as_plain_text_never_html(window, qtbot, models_env)
     process = panel.backend.process
     panel.backend.close()
     assert process.wait(10) == 0, "closing the backend ends the model process"
+
+
+def test_server_text_in_a_failure_or_a_model_name_is_shown_as_plain_text(qtbot):
+    page = "HTTP 502: <html><body><h1>502 Bad Gateway</h1><img src='x.png'></body></html>"  # a proxy's error page
+    turn = Turn("What is this?", RegionContext((0, 0, 10, 10), (), "scale"), model="<b>tiny</b>")
+    widget = TurnWidget(turn)
+    qtbot.addWidget(widget)
+    widget.finish("failed", page)
+    assert (widget.state.text(), widget.state.textFormat()) == (f"failed: {page}", Qt.TextFormat.PlainText)
+    assert widget.region.text().endswith("<b>tiny</b>") and widget.region.textFormat() == Qt.TextFormat.PlainText
 
 
 def test_without_a_model_the_panel_says_what_to_install_where(qtbot, tmp_path, monkeypatch):

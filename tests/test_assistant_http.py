@@ -60,6 +60,38 @@ def test_stop_over_http_within_a_second(served):
     assert answer
 
 
+def test_stop_within_a_second_while_a_busy_server_has_not_begun_to_answer():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Busy(BaseHTTPRequestHandler):  # e.g. answering another viewer first, or a long image prefill
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(5)
+            try:
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b'data: {"choices": [{"delta": {"content": "late"}}]}\n\ndata: [DONE]\n\n')
+            except OSError:
+                pass  # the client stopped long ago
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        remote = create_backend("openai", url=f"http://127.0.0.1:{server.server_address[1]}", model="m")
+        stop = threading.Event()
+        threading.Timer(0.3, stop.set).start()
+        t0 = time.perf_counter()
+        assert list(remote.stream([message("user", "Is there necrosis?")], stop)) == []
+        assert time.perf_counter() - t0 < 1.5
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_plain_completion_and_errors_are_openai_shaped(served):
     _, server = served
     body = json.dumps({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4}).encode()
@@ -79,6 +111,12 @@ def test_only_servers_on_this_machine_unless_allowed():
         with pytest.raises(RemoteServerRefusedError, match="must run on this machine.*--allow-remote"):
             create_backend("openai", url=url)
     assert create_backend("openai", url="http://example.org:11434", allow_remote=True).host == "example.org"
+    for url in ("http://localhost.evil.com", "http://127.0.0.1@evil.com", "http://[::ffff:10.0.0.5]"):
+        with pytest.raises(RemoteServerRefusedError):
+            check_server_url(url)
+    for url in ("http://localhost:99999", "http://127.0.0.1:port"):
+        with pytest.raises(AssistantServerError, match="port must be a number"):
+            check_server_url(url)
 
 
 def test_a_server_that_is_not_running_is_named():

@@ -97,6 +97,23 @@ def test_qupath_details_survive_the_round_trip(store, slide, tmp_path):
     _assert_same(store.annotations("first"), store.annotations("second"))
 
 
+def test_a_reimported_then_reshaped_annotation_shows_only_its_current_area(store, slide, tmp_path):
+    from pathview.findings.report import collect
+
+    info = slide.info
+    store.add(info.quickhash, Annotation(shapely.box(100, 100, 300, 300), kind="rectangle", measurements={"Odd": 2.0}))
+    out = tmp_path / "out.geojson"
+    export_annotations(store, info, "geojson", out)
+    store.clear(info.quickhash)
+    import_files(store, info, [out])  # pathview's own export: its areas are recomputed, not kept
+    (a,) = store.annotations(info.quickhash)
+    assert a.measurements == {"Odd": 2.0}
+    store.update(info.quickhash, a.with_(geometry=shapely.box(100, 100, 500, 500)))  # reshaped in the viewer
+    (finding,) = collect(store, slide).findings
+    assert [line for line in finding.measurements if line.startswith("Area")] == \
+        [f"Area µm²: {400 * 400 * info.mpp ** 2:,.1f}"]
+
+
 def test_older_qupath_classification_and_cells_are_read(tmp_path):
     doc = [{"type": "Feature", "id": "PathCellObject", "geometry": {"type": "Polygon", "coordinates": [
         [[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]]}, "properties": {
@@ -148,6 +165,9 @@ BAD_FILES = {
     "asap-nan.xml": ('<ASAP_Annotations><Annotations><Annotation Name="a" Type="Polygon"><Coordinates>'
                      '<Coordinate Order="0" X="nan" Y="1"/></Coordinates></Annotation></Annotations>'
                      "</ASAP_Annotations>", "not a number"),
+    "asap-order.xml": ('<ASAP_Annotations><Annotations><Annotation Name="a" Type="Polygon"><Coordinates>'
+                       '<Coordinate Order="first" X="1" Y="1"/></Coordinates></Annotation></Annotations>'
+                       "</ASAP_Annotations>", "annotation 1 ('a'): a coordinate"),
     "entities.xml": ('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xx">]><ASAP_Annotations>&x;</ASAP_Annotations>',
                      "unsafe"),
     "other.txt": ("hello", "not a known annotation format"),

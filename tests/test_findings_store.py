@@ -12,8 +12,8 @@ import pytest
 import shapely
 
 from pathview.findings import (
-    Annotation, AnnotationClass, AnnotationNotFoundError, AssistantAnswer, FindingsError, FindingsStore, History,
-    ellipse, measure, rectangle,
+    Annotation, AnnotationChangedError, AnnotationClass, AnnotationNotFoundError, AssistantAnswer, FindingsError,
+    FindingsStore, History, ellipse, measure, rectangle,
 )
 from pathview.findings.measurements import format_measurement
 from pathview.workspace import Workspace
@@ -161,6 +161,47 @@ def test_an_undo_the_store_refuses_stays_on_the_stack(store):
     with pytest.raises(AnnotationNotFoundError):
         history.undo()
     assert history.can_undo and history.undo_label == "add point"
+
+
+def test_undo_never_overwrites_a_change_made_in_another_view(store):
+    view1, view2 = History(store, QH), History(store, QH)  # e.g. one slide side by side
+    a = view1.add(Annotation(rectangle(0, 0, 10, 10), kind="rectangle"))
+    view1.update(a.with_(geometry=rectangle(100, 100, 110, 110)), "move")
+    locked = view2.update(store.get(QH, a.id).with_(locked=True, note="checked"), "lock")
+    with pytest.raises(AnnotationChangedError):
+        view1.undo()
+    assert store.get(QH, a.id) == locked and view1.undo_label == "move"  # kept locked, moved, with its note
+    view2.undo()
+    view1.undo()  # nothing changed it since: undone as usual
+    assert store.get(QH, a.id).bounds == (0, 0, 10, 10)
+    view1.redo()
+    view2.redo()
+    with pytest.raises(AnnotationChangedError):
+        view1.undo()  # undoing the add would delete the annotation view 2 locked
+    assert store.get(QH, a.id).locked
+
+
+def test_a_multi_annotation_edit_is_all_or_nothing(store):
+    history = History(store, QH)
+    a, b = (history.add(Annotation(rectangle(0, 0, w, w), kind="rectangle")) for w in (5, 6))
+    store.remove(QH, b.id)  # deleted behind the history's back
+    with pytest.raises(AnnotationNotFoundError):
+        history.update_many([a.with_(geometry=rectangle(50, 50, 55, 55)), b.with_(name="gone")], "move")
+    assert store.get(QH, a.id).bounds == (0, 0, 5, 5) and history.undo_label == "add rectangle"
+
+
+def test_a_store_another_process_keeps_busy_says_so_and_recovers(store):
+    import sqlite3
+
+    store._conn.execute("PRAGMA busy_timeout = 100")  # the store waits 30 s; the test need not
+    other = sqlite3.connect(store.path, isolation_level=None)  # e.g. a large import in another process
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(FindingsError, match="cannot be written now.*nothing was changed"):
+        store.add(QH, Annotation(shapely.Point(1, 1), kind="point"))
+    other.execute("ROLLBACK")
+    other.close()
+    store.add(QH, Annotation(shapely.Point(2, 2), kind="point"))
+    assert store.count(QH) == 1
 
 
 def test_annotation_rejects_a_kind_that_does_not_fit_its_geometry():

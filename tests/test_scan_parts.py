@@ -167,6 +167,21 @@ def test_table_merges_runs_and_report_shows_errors(tmp_path):
     assert "addEventListener('click'" in page and "<th>tissue mm²</th>" in page
 
 
+def test_a_slide_another_run_redid_is_not_set_back_in_the_table(tmp_path):
+    from pathview.scan.batch import ScanOptions, _Scan
+    from pathview.scan.table import read_table
+
+    first, second = (_Scan(ScanOptions(inputs=(), out=tmp_path), [], None) for _ in range(2))  # two runs, one -o
+    try:
+        first._record(SlideRow("/s/y.svs", "failed", "out of memory"))
+        second._record(SlideRow("/s/y.svs", "ok", output="y-0123456789ab"))  # the later run redoes it
+        first._record(SlideRow("/s/z.svs", "ok", output="z-0123456789ab"))  # the first run goes on
+        assert {r["path"]: r["status"] for r in read_table(tmp_path)} == {"/s/y.svs": "ok", "/s/z.svs": "ok"}
+    finally:
+        first.locks.close()
+        second.locks.close()
+
+
 def test_find_scan_output_ignores_unfinished_and_other_slides(tmp_path):
     qh = "12" * 32
     done = tmp_path / output_name(CMU_SVS, qh)

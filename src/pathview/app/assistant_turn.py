@@ -53,7 +53,8 @@ class TurnWidget(QFrame):
         self.answer.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.answer.document().documentLayout().documentSizeChanged.connect(self._fit_height)
         self.answer.setPlainText(turn.answer)
-        self.region = QLabel(region_text(turn) + f" · {turn.model}")
+        self.region = QLabel(region_text(turn) + f" · {turn.model}")  # the model name comes from the server
+        self.region.setTextFormat(Qt.TextFormat.PlainText)
         self.region.setWordWrap(True)
         self.region.setStyleSheet("color: #555;")
         self.region.setToolTip(turn.context.text)  # what the model was told: scale, scores, annotation
@@ -61,6 +62,7 @@ class TurnWidget(QFrame):
         self.mark.setToolTip(turn.notice)
         self.mark.setStyleSheet("color: #a05a00; font-weight: bold;")
         self.state = QLabel(_STATE_TEXT.get(turn.state, turn.state))
+        self.state.setTextFormat(Qt.TextFormat.PlainText)  # a failure quotes the server, e.g. an HTML error page
         self.state.setStyleSheet("color: #555;")
         self.go_button = QPushButton("Go to region")
         self.go_button.clicked.connect(lambda: self.go_to_region.emit(self.turn))

@@ -116,6 +116,7 @@ class ChatPanel(QWidget):
         layout.addWidget(self.progress)
         region_row = QHBoxLayout()
         self.region_label = QLabel("Region: the current view")
+        self.region_label.setTextFormat(Qt.TextFormat.PlainText)  # it names the annotation's (imported) class
         self.region_label.setWordWrap(True)
         region_row.addWidget(self.region_label, 1)
         self.view_button = QPushButton("Use current view")
@@ -219,11 +220,13 @@ class ChatPanel(QWidget):
         self.annotation = Annotation(annotation_id, classification, note) if annotation_id is not None or \
             classification or note else None
         x, y, w, h = self.region
-        label = f"Region: x {x}, y {y}, {w} × {h} px"
-        if annotation_id is not None:
-            label += f" (annotation {annotation_id}{', ' + classification if classification else ''})"
-        self.region_label.setText(label)
-        self._show_region(self.region)
+        if annotation_id is not None:  # the selected annotation is already highlighted: no second box on it
+            self.region_label.setText(f"Region: the selected {classification or 'unclassified'} annotation "
+                                      f"({w} × {h} px)")
+            self._clear_region()
+        else:
+            self.region_label.setText(f"Region: x {x}, y {y}, {w} × {h} px")
+            self._show_region(self.region)
 
     def _stored_class_and_note(self, annotation_id: str) -> tuple[str | None, str | None]:
         try:
@@ -235,6 +238,12 @@ class ChatPanel(QWidget):
     def use_current_view(self) -> None:
         self.region, self.annotation = None, None
         self.region_label.setText("Region: the current view")
+        self._clear_region()
+
+    def _clear_region(self) -> None:
+        self.layer.box = None
+        if self.view is not None:
+            self.view.update()
 
     def current_box(self) -> tuple[int, int, int, int] | None:
         """Return the region to ask about: the set region, else what the view shows."""

@@ -10,6 +10,7 @@ the check box; each edit is saved at once and undoable.
 
 from __future__ import annotations
 
+from PySide6 import QtGui
 from PySide6.QtCore import QAbstractTableModel, QItemSelection, QItemSelectionModel, QModelIndex, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -149,8 +150,8 @@ class FindingsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == MEASUREMENT:
                 return self._measurement(a)[1]
-            if col == NOTE:
-                return a.note or None
+            if col == NOTE:  # a tooltip that looks like HTML is shown as HTML: escape the note
+                return QtGui.Qt.convertFromPlainText(a.note) if a.note else None
             if col == LOCK:
                 return "Locked: cannot be moved, reshaped or deleted" if a.locked else "Lock against changes"
         return None

@@ -40,7 +40,10 @@ def check_server_url(url: str, allow_remote: bool = False) -> tuple[str, str, in
         raise AssistantServerError(url, "expected a URL like http://localhost:11434")
     if not allow_remote and not is_local_host(parts.hostname):
         raise RemoteServerRefusedError(url, parts.hostname)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # urllib's own words ("Port out of range 0-65535") are not for a pathologist
+        raise AssistantServerError(url, "its port must be a number from 1 to 65535") from None
     prefix = parts.path.rstrip("/")
     if not prefix.endswith("/v1"):
         prefix += "/v1"
@@ -122,18 +125,23 @@ class OpenAIBackend(Backend):
                            "max_tokens": max_new_tokens, "temperature": 0})
         conn = self._connect(self.timeout)
         finished = threading.Event()
+        if stop is not None:  # a blocked read cannot see the event: shut the socket when Stop is pressed,
+            # also while a busy server has not begun to answer (another client's turn, a long image prefill)
+            threading.Thread(target=_close_on_stop, args=(conn, stop, finished), daemon=True).start()
         try:
             conn.request("POST", self.prefix + "/chat/completions", body=body, headers=self._headers())
             resp = conn.getresponse()
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
+            finished.set()
             conn.close()
+            if stop is not None and stop.is_set():
+                return
             raise AssistantServerError(self.url, f"no answer ({exc}); is the server running?") from None
         if resp.status != 200:
             detail = resp.read()[:300].decode(errors="replace")
+            finished.set()
             conn.close()
             raise AssistantServerError(self.url, f"HTTP {resp.status}: {detail}")
-        if stop is not None:  # a blocked read cannot see the event: shut the socket when Stop is pressed
-            threading.Thread(target=_close_on_stop, args=(conn, stop, finished), daemon=True).start()
         try:
             for data in _events(resp):
                 if stop is not None and stop.is_set():
@@ -181,11 +189,14 @@ def _delta_text(data: str, url: str) -> str:
 
 def _close_on_stop(conn: http.client.HTTPConnection, stop: threading.Event, finished: threading.Event) -> None:
     while not finished.is_set():
-        if stop.wait(0.1):
-            sock = conn.sock
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            return
+        if not stop.wait(0.1):
+            continue
+        sock = conn.sock
+        if sock is None:  # Stop came before the connection: shut it once it is there
+            finished.wait(0.05)
+            continue
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        return

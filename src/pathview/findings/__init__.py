@@ -9,14 +9,17 @@ ImageScope XML, CSV) lives in :mod:`pathview.findings.interchange`, the PDF/HTML
 
 from __future__ import annotations
 
-from .errors import AnnotationExportError, AnnotationImportError, AnnotationNotFoundError, FindingsError
+from .errors import (
+    AnnotationChangedError, AnnotationExportError, AnnotationImportError, AnnotationNotFoundError, FindingsError,
+)
 from .history import History, Step
 from .measurements import format_measurement, measure, measure_geometry
 from .model import DEFAULT_CLASSES, KINDS, SOURCES, Annotation, AnnotationClass, ellipse, rectangle
 from .store import AssistantAnswer, FindingsStore, StoreEvent
 
 __all__ = [
-    "DEFAULT_CLASSES", "KINDS", "SOURCES", "Annotation", "AnnotationClass", "AnnotationExportError",
-    "AnnotationImportError", "AnnotationNotFoundError", "AssistantAnswer", "FindingsError", "FindingsStore",
-    "History", "Step", "StoreEvent", "ellipse", "format_measurement", "measure", "measure_geometry", "rectangle",
+    "DEFAULT_CLASSES", "KINDS", "SOURCES", "Annotation", "AnnotationChangedError", "AnnotationClass",
+    "AnnotationExportError", "AnnotationImportError", "AnnotationNotFoundError", "AssistantAnswer", "FindingsError",
+    "FindingsStore", "History", "Step", "StoreEvent", "ellipse", "format_measurement", "measure", "measure_geometry",
+    "rectangle",
 ]

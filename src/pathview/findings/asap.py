@@ -70,8 +70,8 @@ def read_asap(path: str | Path) -> ImportResult:
     issues: dict[str, list[str]] = {}
     for i, item in enumerate(items):
         label = f"annotation {i + 1} ('{item.get('Name')}')" if item.get("Name") else f"annotation {i + 1}"
-        coords = sorted(item.iter("Coordinate"), key=lambda c: float(c.get("Order", 0)))
         try:
+            coords = sorted(item.iter("Coordinate"), key=lambda c: float(c.get("Order", 0)))
             xy = [(_float(c.get("X")), _float(c.get("Y"))) for c in coords]
         except ValueError:
             raise AnnotationImportError(path, f"{label}: a coordinate is missing or not a number") from None

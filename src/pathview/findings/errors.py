@@ -19,6 +19,15 @@ class AnnotationNotFoundError(FindingsError):
         super().__init__(f"no annotation with id {annotation_id} on this slide")
 
 
+class AnnotationChangedError(FindingsError):
+    """An undo or redo refused because the annotation was changed since, elsewhere (another view or window)."""
+
+    def __init__(self, label: str, annotation_id: str) -> None:
+        self.annotation_id = annotation_id
+        super().__init__(f"cannot {label}: annotation {annotation_id} was changed since in another view or "
+                         "window; nothing was changed")
+
+
 class AnnotationImportError(FindingsError):
     """A file that cannot be imported; nothing of it was stored."""
 

@@ -26,7 +26,7 @@ from shapely.geometry.base import BaseGeometry
 from .errors import AnnotationImportError
 from .geometry import gc_paused, kind_for, repair_polygons, summarise, valid_for_export
 from .imported import MAX_OBJECTS, ImportResult
-from .measurements import measure_many
+from .measurements import COMPUTED_NAMES, measure_many
 from .model import OBJECT_TYPES, RGB, SOURCES, Annotation, new_ids
 from .store import AssistantAnswer
 
@@ -259,7 +259,7 @@ class _Reader:
             "name": name if isinstance(name, str) else ("" if name is None else str(name)),
             "note": note if isinstance(note, str) else "", "locked": props.get("isLocked") is True,
             "source": own.get("source") if own.get("source") in SOURCES else "import", "object_type": object_type,
-            "measurements": self._measurements(props.get("measurements"), i, props),
+            "measurements": self._measurements(props.get("measurements"), i, props, drop_computed=bool(own)),
             "extra": {k: v for k, v in props.items() if k not in _KNOWN_PROPERTIES}, "id": annotation_id,
             "created": float(created) if isinstance(created, (int, float)) else now,
             "modified": float(modified) if isinstance(modified, (int, float)) else now,
@@ -285,7 +285,9 @@ class _Reader:
         self._issue("unreadable classifications ignored", _label(i, props))
         return None, None
 
-    def _measurements(self, value: Any, i: int, props: dict) -> dict[str, float]:
+    def _measurements(self, value: Any, i: int, props: dict, drop_computed: bool = False) -> dict[str, float]:
+        """Read a feature's measurements; ``drop_computed``: leave out those pathview itself wrote (its
+        own export), which it recomputes from the shape, so an edited shape never shows a stale area."""
         if isinstance(value, list):  # older QuPath: [{name, value}, ...]
             value = {m.get("name"): m.get("value") for m in value if isinstance(m, dict)}
         if not isinstance(value, dict):
@@ -294,6 +296,8 @@ class _Reader:
             return {}
         out = {}
         for k, v in value.items():
+            if drop_computed and k in COMPUTED_NAMES:
+                continue
             try:
                 if isinstance(v, bool) or not isinstance(k, str):
                     raise ValueError

@@ -2,7 +2,8 @@
 
 The viewer records each edit here instead of calling the store directly and gets
 undo/redo for free; there is no small cap (QuPath's stops at 10,000 objects): a
-step holds only the annotations it touched.
+step holds only the annotations it touched. An undo or redo never overwrites a change made
+since by someone else (another view of the slide, another window or process): it is refused whole.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .errors import AnnotationChangedError, AnnotationNotFoundError
 from .model import Annotation
 from .store import FindingsStore
 
@@ -52,12 +54,8 @@ class History:
 
     def update_many(self, annotations: Sequence[Annotation], label: str = "edit") -> None:
         """Replace several stored annotations, undone as one step (e.g. moving a selection)."""
-        pairs = []
-        for annotation in annotations:
-            before = self.store.get(self.quickhash, annotation.id)
-            self.store.update(self.quickhash, annotation)
-            pairs.append((before, annotation))
-        self._record(Step(label, updated=tuple(pairs)))
+        before = self.store.update_many(self.quickhash, annotations)  # one transaction: all or none
+        self._record(Step(label, updated=tuple(zip(before, annotations))))
 
     def remove(self, annotation_ids: Sequence[str], label: str = "delete") -> list[Annotation]:
         """Delete annotations in one transaction, undone as one step; return them."""
@@ -108,12 +106,25 @@ class History:
 
     def _apply(self, step: Step, forward: bool) -> None:
         to_add, to_remove = (step.added, step.removed) if forward else (step.removed, step.added)
-        if to_remove:
-            self.store.remove_many(self.quickhash, [a.id for a in to_remove])
-        if to_add:
-            self.store.add_many(self.quickhash, to_add)
-        for before, after in step.updated:
-            self.store.update(self.quickhash, after if forward else before)
+        with self.store._lock:  # the check and the change, with no other thread's edit between them
+            self._check_unchanged(step, forward, to_remove)
+            if to_remove:
+                self.store.remove_many(self.quickhash, [a.id for a in to_remove])
+            if to_add:
+                self.store.add_many(self.quickhash, to_add)
+            if step.updated:
+                self.store.update_many(self.quickhash, [after if forward else before for before, after in step.updated])
+
+    def _check_unchanged(self, step: Step, forward: bool, to_remove: Sequence[Annotation]) -> None:
+        """Raise unless every annotation the step changes is stored as this step left it."""
+        expected = {a.id: a.modified for a in to_remove}
+        expected.update({before.id: (before if forward else after).modified for before, after in step.updated})
+        stored = self.store.modified_times(self.quickhash, list(expected))
+        for aid, modified in expected.items():
+            if aid not in stored:
+                raise AnnotationNotFoundError(aid)
+            if stored[aid] != modified:
+                raise AnnotationChangedError(f"{'redo' if forward else 'undo'} '{step.label}'", aid)
 
     def clear(self) -> None:
         """Forget every step (e.g. when the slide closes); the store keeps the annotations."""

@@ -13,6 +13,11 @@ from shapely.geometry.base import BaseGeometry
 from .model import Annotation
 
 
+#: The names :func:`measure_geometry` gives: recomputed from the shape whenever shown or written.
+COMPUTED_NAMES = frozenset({"Area µm²", "Perimeter µm", "Length µm", "Area px²", "Perimeter px", "Length px",
+                            "Points"})
+
+
 def measure_geometry(geometry: BaseGeometry, mpp: float | None) -> dict[str, float]:
     """Return area and perimeter (areas), length (lines) or count (points), unit in the name."""
     unit, scale = ("µm", mpp) if mpp else ("px", 1.0)

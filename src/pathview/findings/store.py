@@ -170,14 +170,23 @@ class FindingsStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One committed transaction; rolled back whole on any error."""
-        self._conn.execute("BEGIN IMMEDIATE")
+        """One committed transaction; rolled back whole on any error (a failed COMMIT included).
+
+        A busy or failing database (another process holding the write lock past the timeout,
+        a full disk) becomes a :class:`FindingsError` the viewer shows, not a bare sqlite3 error.
+        """
         try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            raise FindingsError(f"the findings store '{self.path}' cannot be written now ({exc}); nothing was "
+                                "changed - another pathview may be saving a large import, try again") from None
 
     # -- annotations --------------------------------------------------------------------------
     def add(self, quickhash: str, annotation: Annotation) -> Annotation:
@@ -211,22 +220,35 @@ class FindingsStore:
 
     def update(self, quickhash: str, annotation: Annotation) -> Annotation:
         """Replace the stored annotation with the same id (its own transaction); return it."""
-        a = annotation
-        box = a.geometry.bounds
+        self.update_many(quickhash, [annotation])
+        return annotation
+
+    def update_many(self, quickhash: str, annotations: Sequence[Annotation]) -> list[Annotation]:
+        """Replace stored annotations with the same ids in ONE transaction (all or none); return the old ones."""
+        before, rids = [], []
         with self._lock:
             with self._transaction() as c:
-                row = c.execute("SELECT rid FROM annotations WHERE id = ? AND slide = ?", (a.id, quickhash)).fetchone()
-                if row is None:
-                    raise AnnotationNotFoundError(a.id)
-                c.execute("UPDATE annotations SET kind=?, class_name=?, color=?, name=?, note=?, locked=?, source=?, "
-                          "object_type=?, measurements=?, extra=?, created=?, modified=?, x0=?, y0=?, x1=?, y1=?, "
-                          "wkb=? WHERE rid=?",
-                          (a.kind, a.class_name, color_to_hex(a.color), a.name, a.note, int(a.locked), a.source,
-                           a.object_type, _json_safe(a.measurements), _json_safe(a.extra), a.created, a.modified,
-                           *box, shapely.to_wkb(a.geometry), row[0]))
-            self._boxes.updated(quickhash, row[0], box)
-        self._emit("updated", quickhash, [a.id])
-        return annotation
+                for a in annotations:
+                    before.append(self._get(quickhash, a.id))
+                    rid = c.execute("SELECT rid FROM annotations WHERE id = ?", (a.id,)).fetchone()[0]
+                    c.execute("UPDATE annotations SET kind=?, class_name=?, color=?, name=?, note=?, locked=?, "
+                              "source=?, object_type=?, measurements=?, extra=?, created=?, modified=?, x0=?, y0=?, "
+                              "x1=?, y1=?, wkb=? WHERE rid=?",
+                              (a.kind, a.class_name, color_to_hex(a.color), a.name, a.note, int(a.locked), a.source,
+                               a.object_type, _json_safe(a.measurements), _json_safe(a.extra), a.created, a.modified,
+                               *a.geometry.bounds, shapely.to_wkb(a.geometry), rid))
+                    rids.append(rid)
+            for a, rid in zip(annotations, rids):
+                self._boxes.updated(quickhash, rid, a.geometry.bounds)
+        self._emit("updated", quickhash, [a.id for a in annotations])
+        return before
+
+    def modified_times(self, quickhash: str, annotation_ids: Sequence[str]) -> dict[str, float]:
+        """Return the ``modified`` time of each of these annotations the slide holds (absent ones left out)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT id, modified FROM annotations WHERE slide = ? AND id IN "
+                                      "(SELECT value FROM json_each(?))", (quickhash, json.dumps(list(annotation_ids))))
+            return dict(rows.fetchall())
 
     def remove(self, quickhash: str, annotation_id: str) -> Annotation:
         """Delete one annotation (its own transaction); return what was deleted (for undo)."""

@@ -180,6 +180,7 @@ class _Scan:
         self.sources: Iterator[SlideSource] = iter(slides)
         self.emit = on_progress or (lambda _p: None)
         self.result = ScanResult(self.out)
+        self.unwritten: list[SlideRow] = []  # rows not yet in scan.csv (older ones may be newer there)
         self.locks = LockManager(self.out / LOCK_FOLDER, stale_after=options.stale_after)
         self.queue: deque[SlideTask] = deque()
         self.in_flight: dict[str, tuple[SlideTask, SlideIdentity]] = {}
@@ -331,6 +332,7 @@ class _Scan:
 
     def _record(self, row: SlideRow) -> None:
         self.result.rows.append(row)
+        self.unwritten.append(row)
         level = logging.ERROR if row.status == "failed" else logging.INFO
         log.log(level, "%s: %s%s%s", Path(row.path).name, row.status, f": {row.error}" if row.error else "",
                 f" ({row.note})" if row.note else "")
@@ -338,12 +340,17 @@ class _Scan:
         self._progress(row=row)
 
     def _write_table(self) -> None:
-        """Merge this run's rows into scan.csv and rewrite report.html (under a short lock)."""
+        """Merge this run's new rows into scan.csv and rewrite report.html (under a short lock).
+
+        Only rows not written yet: one written before may since have been replaced by another run
+        that scanned the slide again (a failure of this run then redone there).
+        """
         self.locks.wait_acquire("scan-table")
         try:
-            rows = merge_rows(read_table(self.out), self.result.rows)
+            rows = merge_rows(read_table(self.out), self.unwritten)
             write_atomic(self.out / TABLE_FILE, table_text(rows))
             write_atomic(self.out / REPORT_FILE, report_html(rows, self.out))
+            self.unwritten = []
         finally:
             self.locks.release("scan-table")
 

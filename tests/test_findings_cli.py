@@ -26,6 +26,9 @@ def test_import_list_and_export_every_format(tmp_path):
     records = json.loads(res.stdout)
     assert [r["class"] for r in records] == ["Cell", "Cell", "Nucleus", "Nucleus", None]
     assert "Area µm²" in records[0]["measurements"]
+    listed = [line.split()[0] for line in run("annotations", str(CMU_SVS), "--workspace", ws).stdout.splitlines()]
+    assert len(set(listed)) == len(records)  # short ids, but each tells its annotation apart
+    assert all(r["id"].startswith(short) for r, short in zip(records, listed))
     for fmt in ("geojson", "pdf"):  # the other formats are tested in-process
         out = tmp_path / f"out.{fmt}"
         res = run("export", str(CMU_SVS), "--format", fmt, "-o", str(out), "--workspace", ws)

@@ -66,6 +66,17 @@ def test_annotations_are_filed_per_slide(store):
     assert dict(store.slides()) == {"a": 1, "b": 1}
 
 
+def test_an_id_prefix_finds_its_one_annotation_and_refuses_when_shared(store):
+    for suffix in ("aaaa", "aabb", "ccdd"):
+        store.add(QH, Annotation(shapely.Point(1, 1), kind="point", id=f"01a21da9-{suffix}"))
+    assert store.resolve_id(QH, "01a21da9-cc") == "01a21da9-ccdd"
+    assert store.resolve_id(QH, "01a21da9-aabb") == "01a21da9-aabb"
+    with pytest.raises(FindingsError, match="3 annotations have ids starting with 01a21da9"):
+        store.resolve_id(QH, "01a21da9")
+    with pytest.raises(AnnotationNotFoundError):
+        store.resolve_id(QH, "ffff")
+
+
 def test_bulk_add_is_all_or_nothing(store):
     first = Annotation(shapely.Point(1, 1), kind="point")
     store.add(QH, first)

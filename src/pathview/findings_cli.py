@@ -95,9 +95,18 @@ def list_annotations(
         return
     if not records:
         typer.echo("no annotations on this slide")
+    width = _unique_prefix_length([r["id"] for r in records])
     for r in records:
         x0, y0, x1, y1 = r["bounds"]
         title = f"{r['class'] or 'Unclassified'} {r['kind']}" + (f" '{r['name']}'" if r["name"] else "")
         meas = "; ".join(format_measurement(k, v) for k, v in r["measurements"].items())
-        typer.echo(f"{r['id'][:8]}  {title}  at {x0:.0f},{y0:.0f}-{x1:.0f},{y1:.0f}  {meas}"
+        typer.echo(f"{r['id'][:width]}  {title}  at {x0:.0f},{y0:.0f}-{x1:.0f},{y1:.0f}  {meas}"
                    + (f"  note: {r['note']}" if r["note"] else ""))
+
+
+def _unique_prefix_length(ids: list[str], shortest: int = 8) -> int:
+    """Return the shortest id prefix (at least ``shortest``) that still tells every id apart."""
+    n = shortest
+    while n < max((len(i) for i in ids), default=0) and len({i[:n] for i in ids}) < len(set(ids)):
+        n += 1
+    return n

@@ -25,7 +25,7 @@ REGION_NAME = "Assistant region"
 def annotation_context(store: FindingsStore, quickhash: str,
                        annotation_id: str) -> tuple[tuple[int, int, int, int], Annotation]:
     """Return the level-0 box and the class and note of a stored annotation (for asking about it)."""
-    ann = store.get(quickhash, annotation_id)
+    ann = store.get(quickhash, store.resolve_id(quickhash, annotation_id))  # a unique prefix will do
     x0, y0, x1, y1 = ann.bounds
     box = (math.floor(x0), math.floor(y0), max(1, math.ceil(x1 - x0)), max(1, math.ceil(y1 - y0)))
     return box, Annotation(ann.id, ann.class_name, ann.note or None)

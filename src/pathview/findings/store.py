@@ -284,6 +284,17 @@ class FindingsStore:
         with self._lock:
             return self._get(quickhash, annotation_id)
 
+    def resolve_id(self, quickhash: str, id_or_prefix: str) -> str:
+        """Return the full id of the one annotation whose id is or starts with ``id_or_prefix``."""
+        with self._lock:
+            rows = self._conn.execute("SELECT id FROM annotations WHERE slide = ? AND substr(id, 1, ?) = ?",
+                                      (quickhash, len(id_or_prefix), id_or_prefix)).fetchall()
+        if len(rows) != 1:
+            if len(rows) > 1:
+                raise FindingsError(f"{len(rows)} annotations have ids starting with {id_or_prefix}: give more of it")
+            raise AnnotationNotFoundError(id_or_prefix)
+        return rows[0][0]
+
     def _get(self, quickhash: str, annotation_id: str) -> Annotation:
         rows = self._conn.execute(f"{_SELECT} WHERE a.id = ? AND a.slide = ?", (annotation_id, quickhash)).fetchall()
         if not rows:

@@ -111,6 +111,14 @@ def test_wheel_notches_glide_to_their_zoom_about_the_cursor(window, qtbot):
     assert view.view.to_level0(*anchor) == pytest.approx(before, abs=0.5)
 
 
+def test_the_window_fits_a_laptop_screen_with_every_panel_open(window, qtbot):
+    window.open_path(str(CMU_SVS))
+    window.analysis.heatmap_dock.show()
+    qtbot.wait(50)
+    assert window.minimumSizeHint().height() <= 720  # tall panels scroll instead of growing the window
+    assert window.height() == 750
+
+
 def test_broken_slide_shows_one_clear_error_and_the_open_slide_stays(window, qtbot):
     view = window.open_path(str(CMU_SVS))
     assert window.open_path(str(BROKEN / "CMU-1-Small-Region-truncated.svs")) is None
@@ -133,6 +141,6 @@ def test_side_by_side_views_follow_each_other(window, qtbot):
 
 def test_label_image_is_hidden_until_asked(window):
     window.open_path(str(CMU_SVS))
-    panel = window.info_dock.widget()
+    panel = window.info_dock.widget().widget()  # the panel inside its scroll area
     assert panel.image_labels["label"].pixmap().isNull()
     assert not panel.image_labels["thumbnail"].pixmap().isNull()

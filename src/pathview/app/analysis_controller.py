@@ -27,6 +27,7 @@ from .analysis_reviews import RegionReviews
 from .analysis_worker import AnalysisWorker
 from .heatmap_layer import HeatmapLayer
 from .regions_panel import RegionsPanel
+from .scrolling import scrollable
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -68,7 +69,8 @@ class AnalysisController(QObject):
         # Regions under the Findings (both are lists of places on the slide); the heatmap's settings
         # under the overview they colour. (Tabifying with the Findings left a stray tab bar on screen.)
         self.regions_dock = window._dock("Regions", Qt.DockWidgetArea.LeftDockWidgetArea, self.regions_panel)
-        self.heatmap_dock = window._dock("Heatmap", Qt.DockWidgetArea.RightDockWidgetArea, self.heatmap_panel)
+        self.heatmap_dock = window._dock("Heatmap", Qt.DockWidgetArea.RightDockWidgetArea,
+                                         scrollable(self.heatmap_panel))
         window.splitDockWidget(window.overview_dock, self.heatmap_dock, Qt.Orientation.Vertical)
         window.resizeDocks([window.annotations.dock, self.regions_dock], [3, 2], Qt.Orientation.Vertical)
         self._build_actions()

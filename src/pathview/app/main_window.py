@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -24,6 +24,7 @@ from .annotation_menu import AnnotationMenu
 from .chat_panel import ChatPanel
 from .info_panel import InfoPanel
 from .overview import OverviewWidget
+from .scrolling import scrollable
 from .slide_browser import SlideBrowser
 from .slide_view import SlideView
 
@@ -38,7 +39,8 @@ class MainWindow(QMainWindow):
     def __init__(self, cache_mb: int = 512, workspace: str | Path | None = None) -> None:
         super().__init__()
         self.setWindowTitle("pathview")
-        self.resize(1400, 900)
+        screen = QGuiApplication.primaryScreen().availableGeometry()
+        self.resize(min(1400, screen.width()), min(900, screen.height()))  # never taller than the screen
         self.setAcceptDrops(True)
         self.cache_bytes = cache_mb * 1024 * 1024
         self.settings = QSettings("pathview", "pathview")
@@ -156,7 +158,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(view)
         if len(self.views) == 1:
             self.overview_dock.setWidget(OverviewWidget(view))
-            self.info_dock.setWidget(InfoPanel(slide))
+            self.info_dock.setWidget(scrollable(InfoPanel(slide)))
         view.setFocus()
         self._add_recent(path)
         self.setWindowTitle(" | ".join(Path(v.slide.path).name for v in self.views) + " — pathview")

@@ -211,6 +211,10 @@ class SlideView(QWidget):
         else:
             length_px, label = target_px, f"{target_px * self.view.downsample / self.devicePixelRatioF():.0f} px"
         x, y = 16, self.height() - 20
+        painter.setPen(Qt.PenStyle.NoPen)  # a pale plate keeps bar and label readable over dark tissue
+        painter.setBrush(QColor(255, 255, 255, 190))
+        painter.drawRoundedRect(QRectF(x - 6, y - 24, max(length_px, 150) + 12, 32), 4, 4)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.setPen(QPen(QColor(0, 0, 0), 4))
         painter.drawLine(QPointF(x, y), QPointF(x + length_px, y))
         painter.setPen(QPen(QColor(255, 255, 255), 2))

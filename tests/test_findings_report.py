@@ -85,3 +85,11 @@ def test_report_on_a_slide_without_mpp_measures_in_pixels(tmp_path):
         export_annotations(store, slide, "html", out)
     html = out.read_text(encoding="utf-8")
     assert "Area px²: 60,000.0" in html and "slide has no pixel size" in html
+
+
+def test_class_totals_read_as_a_pathologist_writes_them():
+    from pathview.findings.report import _total_area
+
+    assert _total_area(256.0, 0.5) == "64 µm²"  # two small cells: not 6.4e-05 mm²
+    assert _total_area(4e6, 0.5) == "1.000 mm²"
+    assert _total_area(1234.0, None) == "1,234 px²"

@@ -207,15 +207,21 @@ def collect(store: FindingsStore, slide, include_identifiers: bool = False) -> R
         entry = summary.setdefault(key, [color, 0, 0.0])
         entry[1] += 1
         entry[2] += ann.geometry.area if ann.is_area else 0.0
-    unit = "mm²" if mpp else "px²"
-    factor = (mpp * mpp / 1e6) if mpp else 1.0
-    class_summary = [(k, v[0], v[1], f"{v[2] * factor:,.4g} {unit}" if v[2] else "") for k, v in summary.items()]
+    class_summary = [(k, v[0], v[1], _total_area(v[2], mpp) if v[2] else "") for k, v in summary.items()]
     return ReportData(
         title="Annotation report", generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         identity=_identity(slide, include_identifiers), class_summary=class_summary,
         overview=_overview(slide, annotations, colors, [shown_ids.get(a.id, 0) for a in annotations]),
         findings=findings, not_shown=len(annotations) - len(shown),
     )
+
+
+def _total_area(px2: float, mpp: float | None) -> str:
+    """Return an area in the unit a pathologist reads at that size: µm² below 0.1 mm², else mm² (px² without mpp)."""
+    if not mpp:
+        return f"{px2:,.0f} px²"
+    um2 = px2 * mpp * mpp
+    return f"{um2:,.0f} µm²" if um2 < 1e5 else f"{um2 / 1e6:,.3f} mm²"
 
 
 def jpeg_bytes(img: Image.Image, quality: int = 88) -> bytes:

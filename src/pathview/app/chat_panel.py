@@ -188,7 +188,10 @@ class ChatPanel(QWidget):
         self.load_button.setEnabled(backend is not None)
         self.ask_button.setEnabled(backend is not None)
         if backend is None:
-            self._set_status(install_hint(install_folder()))
+            folder = install_folder()
+            self._set_status(f"No assistant model installed. Put a vision-language model folder (e.g. medgemma-4b-it, "
+                             f"Lingshu-7B, SmolVLM-Instruct) into {folder}/NAME/, or enter a local server above.")
+            self.status.setToolTip(install_hint(folder))  # the full instructions, files included
         else:
             self._set_status(f"{backend.model_name}: loads on the first question (or press Load).")
 

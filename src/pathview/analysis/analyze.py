@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .reference import ReferenceBank
 
 #: Bumped when scores change meaning, so batch runs recompute older outputs.
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2  # 2: fold and pen-over-tissue measures
 THUMBNAIL_SIZE = 1024
 
 

@@ -7,9 +7,10 @@ runs (vectorised over the batch), and :func:`artifact_scores` turns the measures
 all tiles into scores in [0, 1] (0.5 = the decision threshold) at the end.
 
 Each measure is physical and stain-agnostic where it can be: ink is solid colour that
-H&E never makes (green to blue hues), or a near-black stroke that crosses the tile;
-blur is the loss of fine detail relative to coarse detail (contrast-invariant); a fold
-doubles the slide's own typical optical density; bubbles and slide edges are grey
+H&E never makes (green to blue hues), a near-black stroke that crosses the tile, or, over
+dense tissue where its hue is lost, optical density off the plane the slide's two stains
+span; blur is the loss of fine detail relative to coarse detail (contrast-invariant); a fold
+doubles the slide's own typical (eosin) density, over the tile or part of it; bubbles and slide edges are grey
 (unstained) matter or tissue whose stain colour is washed out; debris is near-black
 particles inside the tile; exposure looks at the darkest and brightest pixels.
 Thresholds were set on the real slides in ../shared/data (clean tissue stays below
@@ -27,19 +28,35 @@ ARTIFACT_TITLES: dict[str, str] = {
     "pen": "Pen ink", "blur": "Out of focus", "fold": "Tissue fold", "bubble": "Air bubble / slide edge",
     "debris": "Dark debris", "exposure": "Over/under exposure",
 }
-#: Fold measures are the fractions of each tile above a ladder of optical densities; the slide's
-#: own typical density picks the rung at the end (a fold doubles the density of *this* slide's tissue).
+#: Where a fold covers only part of a tile: the fractions of each tile above a ladder of local optical
+#: densities; the slide's own typical density picks the rung at the end (two layers of *this* slide's tissue).
 FOLD_LADDER: tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0)
+#: Unmixes a tile's mean optical density (red, green, blue) into haematoxylin, eosin and the rest
+#: (Ruifrok & Johnston's H&E vectors). Only eosin is used: a fold doubles the cytoplasm and stroma
+#: in it, while a crowd of nuclei (lymphoid tissue, tumour) is dense in haematoxylin alone.
+_HE = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11]])
+_HE_BASIS = np.stack([*_HE, np.cross(*_HE)])
+_UNMIX = np.linalg.inv(_HE_BASIS / np.linalg.norm(_HE_BASIS, axis=1, keepdims=True))
+#: Products of optical densities (r, g, b) whose tile means give each tile's colour spread in OD space.
+_PAIRS: tuple[str, ...] = ("rr", "gg", "bb", "rg", "rb", "gb")
+_PAIR_IDX = (np.array([0, 1, 2, 0, 0, 1]), np.array([0, 1, 2, 1, 2, 2]))
 #: Per-tile measures, the columns of :func:`tile_measures`.
 MEASURES: tuple[str, ...] = (
     "fg_frac", "ink_frac", "stroke_frac", "dark_frac", "grey_frac", "sharpness", "lum_p10", "lum_p90", "fg_od",
-    "fg_sat", *(f"od_gt_{t}" for t in FOLD_LADDER),
+    "fg_sat", "fg_od_red", "fg_od_green", "fg_od_blue", *(f"od2_{c}" for c in _PAIRS),
+    *(f"od_gt_{t}" for t in FOLD_LADDER),
 )
-#: A fold's density relative to the slide's typical tissue: two layers.
-FOLD_FACTOR = 2.0
+#: Fold evidence is a tile's density relative to the slide's typical tissue (a fold is two layers, ~2x):
+#: its eosin, which may outrun its whole density by at most FOLD_STAIN_SHIFT (more is another stain,
+#: e.g. a foreign fragment, not a second layer), or its whole density less an allowance for crowded nuclei.
+FOLD_STAIN_SHIFT = 0.3
+FOLD_NUCLEI_ALLOWANCE = 1.3
+FOLD_LO, FOLD_HI = 1.2, 2.4  # fold score ramp over the relative density: 0.5 at 1.8x the slide's tissue
+FOLD_FACTOR = 2.0  # a fold's local density relative to the slide's typical tissue: two layers
+PEN_OFF_LO, PEN_OFF_HI = 0.01, 0.06  # pen score ramp over a tile's share of OD off the slide's stain plane
 GLASS_OD = 0.25  # summed RGB optical density below which a pixel is bare glass
 OPEN_PX = 7  # at half resolution (~7 µm at 0.5 µm/px): wider than a nucleus, so nuclei do not count
-FOLD_PX = 15  # fold density is a local mean over ~15 µm: across the gaps between cells, not per nucleus
+FOLD_PX = 15  # local fold density is a mean over ~15 µm: across the gaps between cells, not per nucleus
 
 
 def _half(x: np.ndarray) -> np.ndarray:
@@ -112,7 +129,8 @@ def tile_measures(tiles: np.ndarray) -> np.ndarray:
     val = rgb.max(-1)
     delta = val - rgb.min(-1)
     sat = delta / np.maximum(val, 1e-6)
-    od = -np.log(np.clip(rgb, 1.0 / 255.0, 1.0)).sum(-1)
+    od_rgb = -np.log(np.clip(rgb, 1.0 / 255.0, 1.0))
+    od = od_rgb.sum(-1)
     fg = od > GLASS_OD
     # Ink strokes are solid; the opening drops specks of tissue-marking dye and stain noise.
     ink = fg & (sat > 0.15) & (val > 0.15) & _green_to_blue(r, g, b, val, delta)
@@ -120,8 +138,8 @@ def tile_measures(tiles: np.ndarray) -> np.ndarray:
     near_black = (val < 0.22) & (sat < 0.8)
     dark = _open(near_black)
     grey = (sat < 0.12) & (val > 0.25) & (val < 0.8)
-    neutral_black = near_black & (sat < 0.5)  # ink or debris, not dark stain: kept out of the fold density
-    dense = np.where(neutral_black, 0.0, ndimage.uniform_filter(od, size=(1, FOLD_PX, FOLD_PX)))
+    stain = fg & ~(near_black & (sat < 0.5))  # ink or debris, not dark stain: kept out of the fold density
+    dense = np.where(stain, ndimage.uniform_filter(od, size=(1, FOLD_PX, FOLD_PX)), 0.0)
     lum = _half(gray[:, :h, :w]).reshape(n, -1)
     lum_p10, lum_p90 = np.percentile(lum, [10, 90], axis=1)
     fg_n = fg.reshape(n, -1).sum(1)
@@ -129,9 +147,12 @@ def tile_measures(tiles: np.ndarray) -> np.ndarray:
     fg_sat = np.where(fg_n > 0, (sat * fg).reshape(n, -1).sum(1) / np.maximum(fg_n, 1), 0.0)
     stroke = _strokes(dark)
     frac = lambda m: m.reshape(n, -1).mean(1)  # noqa: E731
-    ladder = [frac(dense > t) for t in FOLD_LADDER]
+    stain_n = np.maximum(stain.reshape(n, -1).sum(1), 1)[:, None]
+    stained_od = (od_rgb * stain[..., None]).reshape(n, -1, 3)
+    stain_od = stained_od.sum(1) / stain_n
+    od2 = (stained_od.transpose(0, 2, 1) @ od_rgb.reshape(n, -1, 3))[:, _PAIR_IDX[0], _PAIR_IDX[1]] / stain_n
     cols = [frac(fg), frac(ink), frac(stroke), frac(dark & ~stroke), frac(grey), sharp, lum_p10, lum_p90, fg_od,
-            fg_sat, *ladder]
+            fg_sat, *stain_od.T, *od2.T, *(frac(dense > t) for t in FOLD_LADDER)]
     return np.stack(cols, axis=1).astype(np.float32)
 
 
@@ -151,6 +172,46 @@ def _fold_fraction(measures: np.ndarray, tissue: np.ndarray, factor: float = FOL
     w = (target - ladder[i]) / (ladder[i + 1] - ladder[i])
     first = MEASURES.index(f"od_gt_{FOLD_LADDER[0]}")
     return (1 - w) * measures[:, first + i] + w * measures[:, first + i + 1]
+
+
+def _fold_density(m: dict[str, np.ndarray], tissue: np.ndarray) -> np.ndarray:
+    """Return each tile's stain density relative to the slide's typical tissue (1 = typical, 2 = two layers).
+
+    Relative to *this* slide, so a pale frozen section's fold counts as much as a dense FFPE one's
+    (the fraction above a fixed density misses the first and flags the second's cellular areas).
+    """
+    od_rgb = np.stack([m["fg_od_red"], m["fg_od_green"], m["fg_od_blue"]], 1)
+    eosin, total = od_rgb @ _UNMIX[:, 1], od_rgb.sum(1)
+    solid = (m["fg_frac"] > 0.5) & (tissue > 0.5)
+    if not solid.any():
+        solid = m["fg_frac"] > 0
+    if not solid.any():
+        return np.zeros_like(tissue)
+    ratio = lambda x: x / max(float(np.median(x[solid])), 1e-3)  # noqa: E731
+    return np.maximum(np.minimum(ratio(eosin), ratio(total) + FOLD_STAIN_SHIFT), ratio(total) / FOLD_NUCLEI_ALLOWANCE)
+
+
+def _off_stain(m: dict[str, np.ndarray], tissue: np.ndarray) -> np.ndarray:
+    """Return each tile's share of optical density outside the slide's own two-stain plane.
+
+    H&E absorb along two directions in OD space, so the slide's tissue lies on a plane through
+    the origin (its normal is the weakest axis of the tissue's OD spread, fitted per slide, so
+    any H&E shade fits). Ink adds a third absorber: it leaves that plane even over dense tissue,
+    where its hue is lost in the stain under it.
+    """
+    c = np.zeros((len(tissue), 3, 3))
+    for k, (i, j) in enumerate(zip(*_PAIR_IDX)):
+        c[:, i, j] = c[:, j, i] = m[f"od2_{_PAIRS[k]}"]
+    solid = (m["fg_frac"] > 0.5) & (tissue > 0.5)
+    if solid.sum() < 3:
+        return np.zeros_like(tissue)
+    shape = c / np.maximum(np.trace(c, axis1=1, axis2=2), 1e-6)[:, None, None]  # colour spread, not density
+    off = np.zeros(len(c))
+    for _ in range(2):  # refit without the tiles far off the first plane (ink must not tilt it)
+        fit = solid & (off <= 3.0 * np.median(off[solid]))
+        normal = np.linalg.eigh(np.mean(shape[fit], 0))[1][:, 0]
+        off = np.einsum("i,nij,j->n", normal, shape, normal)
+    return off * (m["fg_frac"] > 0)
 
 
 def _washed(m: dict[str, np.ndarray], tissue: np.ndarray) -> np.ndarray:
@@ -176,15 +237,19 @@ def artifact_scores(measures: np.ndarray, tissue: np.ndarray) -> dict[str, np.nd
     # too dark: even the brightest pixels are dark. A dark tile is not also pen, fold or debris.
     over = _ramp(m["lum_p10"], 0.75, 0.85) * _ramp(-m["fg_sat"], -0.2, -0.12) * _ramp(stained, 0.15, 0.3)
     under = _ramp(-m["lum_p90"], -0.45, -0.30)
+    bubble = np.maximum(_ramp(m["grey_frac"], 0.08, 0.30), _washed(m, np.asarray(tissue, np.float64)))
+    # Grey matter (a bubble's rim, a dark exposure) also leaves the stain plane: it is not ink.
+    inked = _ramp(_off_stain(m, np.asarray(tissue, np.float64)), PEN_OFF_LO, PEN_OFF_HI) * (1 - bubble)
     scores = {
         # A hue most of the slide shows is its stain (e.g. Giemsa blue), not ink.
-        "pen": _ramp(np.maximum(m["ink_frac"] - 2.0 * np.median(m["ink_frac"]), m["stroke_frac"]), 0.02, 0.08)
-        * (1 - under),
+        "pen": np.maximum(_ramp(np.maximum(m["ink_frac"] - 2.0 * np.median(m["ink_frac"]), m["stroke_frac"]),
+                                0.02, 0.08), inked) * (1 - under),
         "debris": _ramp(m["dark_frac"], 0.02, 0.10) * (1 - under),  # dark pieces that do not cross the tile
         # Grey matter (rims, slide edges), or tissue whose colour is washed out under the air.
-        "bubble": np.maximum(_ramp(m["grey_frac"], 0.08, 0.30), _washed(m, np.asarray(tissue, np.float64)))
-        * (1 - under),
-        "fold": _ramp(_fold_fraction(measures, tissue), 0.30, 0.55) * (1 - under),
+        "bubble": bubble * (1 - under),
+        # The whole tile twice as dense as this slide's tissue, or a part of it (the fold's edge).
+        "fold": np.maximum(_ramp(_fold_density(m, np.asarray(tissue, np.float64)), FOLD_LO, FOLD_HI),
+                           _ramp(_fold_fraction(measures, tissue), 0.30, 0.55)) * (1 - under),
         # Blur is only defined where there is tissue to be sharp.
         "blur": _ramp(-np.log(np.maximum(m["sharpness"], 1e-3)), -np.log(0.9), -np.log(0.5))
         * _ramp(stained, 0.3, 0.6),

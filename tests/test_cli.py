@@ -53,6 +53,11 @@ def test_an_unwritable_output_is_one_line_and_status_2(tmp_path):
         assert res.returncode == 2 and cause in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
+def test_version():
+    res = run("--version")
+    assert res.returncode == 0 and res.stdout.startswith("pathview ")
+
+
 def test_debug_shows_the_traceback():
     res = run("info", str(BROKEN / "CMU-1-Small-Region-truncated.svs"), "--debug")
     assert res.returncode != 0 and "Traceback" in res.stderr

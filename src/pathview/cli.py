@@ -246,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     global _debug
     debug = _debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
+    if args in (["--version"], ["-V"]):
+        from . import __version__
+
+        typer.echo(f"pathview {__version__}")
+        return 0
     if not args:
         args = ["view"]
     elif args[0] not in _command_names() and not args[0].startswith("-"):

@@ -224,3 +224,10 @@ def test_mirax_with_missing_data_files_reads_coarse_levels_and_reports_fine_ones
         with pytest.raises(RegionReadError, match=r"Data000\d\.dat"):
             slide.read_region((8192, 102400), 1, (2048, 2048))  # lies in a missing data file
         assert slide.read_region((0, 0), 6, (256, 256)).shape == (256, 256, 3)
+
+
+def test_a_folder_of_several_slides_is_not_taken_for_one_dicom_slide():
+    with pytest.raises(UnsupportedFormatError, match="folder of several slides"):
+        open_slide(SLIDES)
+    with open_slide(CMU_DICOM) as slide:  # a DICOM series folder still opens
+        assert slide.info.vendor == "dicom"

@@ -40,6 +40,10 @@ DAMAGED_RGB = (215, 215, 215)
 Image.MAX_IMAGE_PIXELS = 2_000_000_000  # plain images can be big scans; no bomb warning
 
 
+#: Files that are slides of their own: a folder holding one is not a single DICOM series.
+_OTHER_SLIDE_SUFFIXES = {".svs", ".ndpi", ".mrxs", ".scn", ".bif", ".tif", ".tiff", ".vms", ".vmu", ".svslide"}
+
+
 def resolve_slide_path(path: str | os.PathLike) -> Path:
     """Return the file OpenSlide should open for ``path`` (a DICOM folder opens from one file)."""
     p = Path(path)
@@ -49,6 +53,9 @@ def resolve_slide_path(path: str | os.PathLike) -> Path:
         dcm = sorted(p.glob("*.dcm"), key=lambda f: f.stat().st_size, reverse=True)
         if not dcm:
             raise UnsupportedFormatError(p, "folder holds no DICOM (.dcm) files")
+        if any(c.is_dir() or c.suffix.lower() in _OTHER_SLIDE_SUFFIXES for c in p.iterdir()):
+            raise UnsupportedFormatError(p, "a folder of several slides, not one DICOM slide: give one file, "
+                                            "or scan the folder with `pathview scan`")
         return dcm[0]
     if not os.access(p, os.R_OK):
         raise SlidePermissionError(p)

@@ -259,8 +259,13 @@ def test_a_hides_and_shows_annotations(make_window, qtbot):
     ctl.select([])
     ctl.set_tool(None)
 
-    def pixel():
+    def pixel():  # once the slide's tiles and the annotation tiles are all drawn (both may come a frame late)
+        qtbot.waitUntil(lambda: view.is_complete() and view.loader.idle(), timeout=20000)
         view.repaint()
+        for _ in range(20):
+            if not ctl.layer.pending:
+                break
+            view.repaint()
         return view.grab().toImage().pixelColor(300, 300).getRgb()
 
     shown = pixel()

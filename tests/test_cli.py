@@ -53,6 +53,12 @@ def test_an_unwritable_output_is_one_line_and_status_2(tmp_path):
         assert res.returncode == 2 and cause in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
+def test_tiles_warn_when_they_upsample_a_coarse_slide():
+    res = run("tiles", str(SLIDES / "camelyon-lowres.dcm"), "--mpp", "8")
+    assert res.returncode == 0 and "upsampled" in res.stderr
+    assert "upsampled" not in run("tiles", str(CMU_SVS)).stderr
+
+
 def test_version():
     res = run("--version")
     assert res.returncode == 0 and res.stdout.startswith("pathview ")

@@ -227,3 +227,11 @@ def test_csv_has_units_in_names_and_records_the_mpp(store, slide, tmp_path):
         export_annotations(store, no_mpp, "csv", out)
     row = next(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
     assert float(row["Area px²"]) == 210 * 176 and row["mpp"] == "" and row["mpp source"] == "none"
+
+
+def test_importing_the_same_file_again_warns(store, slide):
+    path = ANNOTATIONS / "qupath" / "qupath-polygon.json"
+    first = import_files(store, slide.info, [path])
+    assert not any("already on this slide" in w for w in first.warnings)
+    again = import_files(store, slide.info, [path])
+    assert any(f"{again.count} of {again.count} annotations are already on this slide" in w for w in again.warnings)

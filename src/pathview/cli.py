@@ -121,6 +121,9 @@ def tiles(
 
     with open_slide(slide, mpp=slide_mpp) as s:
         level0_mpp = s.require_mpp()
+        if mpp < level0_mpp * 0.95:
+            typer.echo(f"pathview: warning: the slide's pixels are {level0_mpp:.4g} µm; tiles at {mpp} µm/px are "
+                       f"{level0_mpp / mpp:.1f}x upsampled (no detail is added)", err=True)
         mask = detect_tissue(s)
         grid = tile_grid(s, mpp=mpp, size=size, mask=mask, min_tissue=min_tissue)
         summary = {

@@ -92,6 +92,10 @@ def import_files(store: FindingsStore, info: SlideInfo, paths: Sequence[str | Pa
         if len(annotations) > MAX_OBJECTS:
             raise AnnotationImportError(Path(paths[0]), f"together the files hold {len(annotations):,} objects, more "
                                                         f"than the {MAX_OBJECTS:,} pathview imports at once")
+        again = _already_there(store, info.quickhash, annotations)
+        if again:
+            report.warnings.append(f"{again} of {len(annotations)} annotations are already on this slide with the "
+                                   "same class and shape: imported again (was this file imported before?)")
         report.count = store.add_many(info.quickhash, annotations)
     known = {c.name for c in store.classes()}
     for result in pending:
@@ -101,6 +105,14 @@ def import_files(store: FindingsStore, info: SlideInfo, paths: Sequence[str | Pa
             store.set_class(AnnotationClass(name, colors.get(name) or _fallback_color(name)))
             known.add(name)
     return report
+
+
+def _already_there(store: FindingsStore, quickhash: str, annotations: Sequence) -> int:
+    """Count the annotations the slide already holds with the same class and geometry (a repeated import)."""
+    if not annotations or not store.count(quickhash):
+        return 0
+    existing = {(a.class_name, a.geometry.wkb) for a in store.annotations(quickhash)}
+    return sum((a.class_name, a.geometry.wkb) in existing for a in annotations)
 
 
 def export_annotations(store: FindingsStore, slide, fmt: str, out: str | Path,

@@ -25,7 +25,7 @@ table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1p
 th{background:#f3f3f3;cursor:pointer;position:sticky;top:0;text-align:left;white-space:nowrap}
 th:after{content:' \\2195';color:#aaa}td.n{text-align:right;font-variant-numeric:tabular-nums}
 th[data-dir=asc]:after{content:' \\25B2'}th[data-dir=desc]:after{content:' \\25BC'}
-img{max-height:120px;max-width:160px;display:block;background:#eee}
+img{max-height:220px;max-width:300px;display:block;background:#eee}
 .ok{background:#dff3df;color:#1d5e20}.skipped{background:#e6ecf8;color:#2b4a80}
 .failed{background:#f9d6d3;color:#8a1c13;font-weight:600}
 tr.r-failed td{background:#fff5f4}.err{color:#b3261e;font-weight:600;max-width:520px;margin-top:2px}

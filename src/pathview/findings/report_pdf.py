@@ -10,7 +10,7 @@ from fpdf.enums import XPos, YPos
 
 from .report import AI_DISCLAIMER, ReportData, jpeg_bytes, unicode_font
 
-_SNAP_W, _SNAP_H = 0.75, 120  # snapshot: at most 3/4 of the text width, 120 mm high
+_SNAP_W, _SNAP_H = 0.75, 92  # snapshot: at most 3/4 of the text width, 92 mm high (two findings a page)
 
 
 class _Pdf(FPDF):

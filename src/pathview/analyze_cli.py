@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import PathviewError
+from .wording import count
 
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 Encoder = Annotated[str, typer.Option("--encoder", help="Encoder name (see `pathview models`).")]
@@ -47,8 +48,8 @@ def analyze(
     with _Progress(quiet) as on_event:
         summary = analyze_slide(slide, output, encoder=encoder, device=device, slide_mpp=slide_mpp, tile_mpp=mpp,
                                 tile_size=size, reference=reference, progress=on_event)
-    typer.echo(f"{summary['slide_name']}: {summary['tiles']} tiles, tissue {summary['tissue_mm2']:.2f} mm², "
-               f"{summary['regions']} regions in {summary['timings']['total_s']:.1f} s "
+    typer.echo(f"{summary['slide_name']}: {count(summary['tiles'], 'tile')}, tissue {summary['tissue_mm2']:.2f} mm², "
+               f"{count(summary['regions'], 'region')} in {summary['timings']['total_s']:.1f} s "
                f"({summary['tiles_per_s']:.0f} tiles/s on {summary['device']})")
     for r in summary["top_regions"][:10]:
         x, y = r["centroid"]

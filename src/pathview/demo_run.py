@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from .wording import count
+
 
 def run_headless_demo(slide_path: Path, out: Path) -> Iterator[str]:
     """Write metadata, overview, tissue grid, a 10x field of view and the anomaly analysis; yield progress lines."""
@@ -42,8 +44,8 @@ def _analysis(slide_path: Path, out: Path) -> Iterator[str]:
     from .analysis.analyze import analyze_slide
 
     summary = analyze_slide(slide_path, out, device="cpu")
-    yield (f"analysed {summary['tiles']} tiles in {summary['timings']['total_s']:.1f} s: "
-           f"{summary['regions']} regions -> {out / 'heatmap.png'}, {out / 'findings.geojson'}")
+    yield (f"analysed {count(summary['tiles'], 'tile')} in {summary['timings']['total_s']:.1f} s: "
+           f"{count(summary['regions'], 'region')} -> {out / 'heatmap.png'}, {out / 'findings.geojson'}")
     for r in summary["top_regions"][:5]:
         x, y = r["centroid"]
-        yield f"  #{r['rank']} {r['title']} (score {r['score']:.2f}, {r['tiles']} tiles) at {x:.0f},{y:.0f}"
+        yield f"  #{r['rank']} {r['title']} (score {r['score']:.2f}, {count(r['tiles'], 'tile')}) at {x:.0f},{y:.0f}"

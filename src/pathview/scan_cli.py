@@ -12,6 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from .wording import count
+
 #: Exit status when the batch finished but some slides failed (2 stays "bad input").
 EXIT_SLIDES_FAILED = 3
 
@@ -75,7 +77,7 @@ def scan(
             typer.echo(f"interrupted; finished slides are kept in {output}: rerun the same command to resume", err=True)
             raise typer.Exit(130) from None
     ok, skipped, failed = result.count("ok"), result.count("skipped"), result.failed
-    typer.echo(f"{len(result.rows)} slides: {ok} ok, {skipped} skipped (already done), {failed} failed; "
+    typer.echo(f"{count(len(result.rows), 'slide')}: {ok} ok, {skipped} skipped (already done), {failed} failed; "
                f"see {output / 'report.html'} and {output / 'scan.csv'}")
     if failed:
         raise typer.Exit(EXIT_SLIDES_FAILED)

@@ -82,7 +82,7 @@ def reference(
             slides, enc, device=str(dev), slide_mpp=slide_mpp, tile_mpp=mpp, tile_size=size, workdir=work,
             on_slide=lambda i, s: typer.echo(f"[{i + 1}/{len(slides)}] {Path(s).name}", err=True))
     bank = build_bank(feats, enc.label, output, device=dev)
-    typer.echo(f"wrote {output}: {len(bank.features)} tiles from {len(slides)} slide{'s' if len(slides) != 1 else ''} "
+    typer.echo(f"wrote {output}: {len(bank.features)} tiles from {count(len(slides), 'slide')} "
                f"({bank.encoder})")
 
 

@@ -20,6 +20,7 @@ from ..errors import PathviewError
 from ..findings import Annotation, FindingsStore, History, StoreEvent
 from ..findings.model import UNCLASSIFIED_COLOR
 from ..viewport import Viewport, downsample_for
+from ..wording import count
 from ..workspace import Workspace
 from .annotation_layer import AnnotationLayer
 from .annotation_scene import AnnotationScene
@@ -191,7 +192,7 @@ class AnnotationController(QObject):
             self.say(f"{len(locked)} locked annotation{'s are' if len(locked) > 1 else ' is'} kept: "
                      "unlock in the Findings panel to delete.")
         elif free:
-            self.say(f"Deleted {len(free)} annotation{'s' if len(free) > 1 else ''} (Ctrl+Z brings back).")
+            self.say(f"Deleted {count(len(free), 'annotation')} (Ctrl+Z brings back).")
 
     def undo(self) -> None:
         self._undo_redo(undo=True)

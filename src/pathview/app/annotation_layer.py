@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QWidget
 
 from ..findings import Annotation, measure_geometry
 from ..viewport import Viewport
+from ..wording import count
 from .annotation_edit import handles
 from .annotation_paint import OUTLINE_PX, POINT_PX, draw_geometry, fill_brush, outline_pen, qpolygon
 from .annotation_scene import AnnotationScene
@@ -286,7 +287,7 @@ def geometry_text(geometry, mpp: float | None) -> str:
         return ""
     name, value = next(iter(values.items()))
     if name == "Points":
-        return f"{value:.0f} point{'s' if value != 1 else ''}"
+        return f"{count(round(value), 'point')}"
     unit = name.split(" ", 1)[1]
     if unit == "µm²" and value >= 1e5:
         return f"{value / 1e6:.3f} mm²"

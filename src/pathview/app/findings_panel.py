@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from ..errors import PathviewError
 from ..findings import Annotation, format_measurement, measure
+from ..wording import count
 from .annotation_layer import measurement_text
 from .class_editor import ClassEditor, class_icon
 
@@ -299,7 +300,7 @@ class FindingsPanel(QWidget):
         total, shown = len(self.ctl.scene), len(self.model.rows)
         mpp = self.ctl.mpp
         units = "" if self.ctl.state is None or mpp else " · measurements in pixels (the slide has no pixel size)"
-        self.count_label.setText(f"{total:,} annotation{'s' if total != 1 else ''}"
+        self.count_label.setText(f"{count(total, 'annotation')}"
                                  + (f", {shown:,} shown" if shown != total else "") + units)
 
     # -- selection, both ways -------------------------------------------------------------------

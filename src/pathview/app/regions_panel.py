@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from shapely.geometry import MultiPolygon
 
 from ..slide.reader import Slide
+from ..wording import count
 from .analysis_result import RegionItem
 from .qimage import to_qimage
 
@@ -197,7 +198,7 @@ class RegionsPanel(QWidget):
     def _text(self, r: RegionItem) -> str:
         area = f" · {r.area_mm2:.3f} mm²" if r.area_mm2 is not None else ""
         status = "  ✓ finding" if r.id in self.accepted else "  (dismissed)" if r.id in self.dismissed else ""
-        return f"#{r.rank}  {r.title}{status}\nscore {r.score:.2f}\n{r.tiles} tile{'s' if r.tiles != 1 else ''}{area}"
+        return f"#{r.rank}  {r.title}{status}\nscore {r.score:.2f}\n{count(r.tiles, 'tile')}{area}"
 
     @staticmethod
     def _placeholder(region: RegionItem) -> QPixmap:

@@ -19,6 +19,7 @@ from conftest import BROKEN, CMU_DICOM, CMU_SVS, TCGA_NO_MPP
 
 from pathview.cli import main
 from pathview.scan import find_scan_output
+from pathview.scan.locks import pid_alive
 
 #: Coarse tiles keep every slide to a few seconds on two cores; one torch thread per worker.
 FAST = ["--tile-mpp", "2", "--threads", "1", "-q"]
@@ -93,11 +94,7 @@ def _wait_gone(pids: list[int], timeout: float = 10.0) -> None:
     """Wait until the killed run's workers are gone: one may finish its last rename as it dies."""
     deadline = time.monotonic() + timeout
     for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
 
 

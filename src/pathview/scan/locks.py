@@ -46,7 +46,8 @@ class LockOwner:
         return f"pid {self.pid}{workers} on {self.host} since {when}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Return True while a process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -133,7 +134,7 @@ class LockManager:
             return True
         if owner is None:  # being written right now, or garbage: judge by age alone
             return age > self.stale_after
-        if owner.host == self.owner.host and not any(map(_pid_alive, (owner.pid, *owner.workers))):
+        if owner.host == self.owner.host and not any(map(pid_alive, (owner.pid, *owner.workers))):
             return True
         return age > self.stale_after
 

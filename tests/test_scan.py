@@ -28,8 +28,12 @@ BROKEN_FILES = ["CMU-1-Small-Region-truncated.svs", "vectra-unsupported.qptiff",
 
 
 def rows_by_name(out: Path) -> dict[str, dict[str, str]]:
+    """scan.csv's rows by file name; two rows of one name (the same slide by two paths) would make it ambiguous."""
     with open(out / "scan.csv", newline="") as f:
-        return {r["name"]: r for r in csv.DictReader(f)}
+        rows = list(csv.DictReader(f))
+    names = [r["name"] for r in rows]
+    assert len(set(names)) == len(names), f"scan.csv has one name twice: {sorted(names)}"
+    return {r["name"]: r for r in rows}
 
 
 @pytest.fixture(scope="module")
@@ -146,10 +150,10 @@ def test_a_rerun_skips_finished_slides_and_retries_failed_ones(scanned, cohort):
     assert all(rows[n]["status"] == "failed" for n in BROKEN_FILES)
 
 
-def test_a_changed_setting_recomputes(scanned):
+def test_a_changed_setting_recomputes(cohort, scanned):
     out, _ = scanned
     old = rows_by_name(out)[CMU_SVS.name]
-    assert main(["scan", str(CMU_SVS), "-o", str(out), "--tile-mpp", "4", "--threads", "1", "-q"]) == 0
+    assert main(["scan", str(cohort / "good" / CMU_SVS.name), "-o", str(out), "--tile-mpp", "4", "--threads", "1", "-q"]) == 0
     new = rows_by_name(out)[CMU_SVS.name]
     assert new["status"] == "ok" and int(new["tiles"]) < int(old["tiles"])
     summary = json.loads((out / new["output"] / "summary.json").read_text())

@@ -61,7 +61,7 @@ def discover_slides(inputs: Sequence[str | os.PathLike], *, recursive: bool = Fa
         p = Path(raw).expanduser()
         if not p.exists():
             raise ScanInputError(f"input '{raw}' does not exist")
-        p = p.resolve()
+        p = Path(os.path.abspath(p))  # absolute, but a link keeps its name, as in a folder walk
         if p.is_file():
             files.add(p)
         else:

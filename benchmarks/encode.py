@@ -8,8 +8,10 @@ One run, one machine, two measures (issue #5):
    - model-only tiles/s: a synthetic uint8 batch already on the GPU, the same module
      (normalisation and resizing on the GPU included), timed for ``--seconds``;
    - end-to-end tiles/s: ``encode_slide`` on ``--slide`` (tissue tiles, or the first
-     ``--max-tiles``): reader threads, pinned memory, async copies, tiles.h5 written;
+     ``--max-tiles``): readers (``--readers``), pinned memory, async copies, tiles.h5 written;
    - their ratio (goal: >= 0.8; UNI end to end >= 2,500 tiles/s on one H100).
+   Before them, the readers alone (``--reader-tiles`` tiles packed into batches, no model):
+   threads against processes, so a slow end-to-end run says whether reading is the limit.
 2. CPU: the default encoder (pathview-he) end to end against the naive loop
    (``read_tile_naive`` + encoding one tile at a time) on the same tiles, as a ratio.
 
@@ -39,7 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pathview.analysis.encode import encode_slide
+from pathview.analysis.encode import encode_slide, use_reader_processes
+from pathview.analysis.prefetch import TilePrefetcher
 from pathview.analysis.runner import BatchRunner, resolve_device
 from pathview.encoders import DEFAULT_ENCODER, load_encoder
 from pathview.slide import TileGrid, detect_tissue, open_slide, tile_grid
@@ -95,7 +98,21 @@ def model_only(runner: BatchRunner, size: int, seconds: float) -> dict:
             "batch_size": runner.batch_size}
 
 
-def end_to_end(slide, grid: TileGrid, runner: BatchRunner, workers: int) -> dict:
+def readers_only(slide, grid: TileGrid, batch_size: int, workers: int, pin: bool) -> dict:
+    """Tiles/s of the readers alone, packing the grid into (pinned) batches: threads vs processes."""
+    rates = {}
+    for kind in ("threads", "processes"):
+        t0 = time.perf_counter()
+        with TilePrefetcher(slide, grid, batch_size, workers=workers, pin=pin, processes=kind == "processes") as pf:
+            for batch in pf:
+                pf.release(batch)
+        rates[kind] = len(grid) / (time.perf_counter() - t0)
+        log(f"[readers] {kind}: {rates[kind]:.0f} tiles/s ({len(grid)} tiles, {workers} workers)")
+    return {"tiles": len(grid), "workers": workers, **{f"{k}_tiles_per_s": v for k, v in rates.items()},
+            "ratio": rates["processes"] / rates["threads"]}
+
+
+def end_to_end(slide, grid: TileGrid, runner: BatchRunner, workers: int, readers: str) -> dict:
     """Tiles/s of the whole pipeline, slide to tiles.h5, reusing the warmed-up runner."""
     events = []
 
@@ -103,14 +120,16 @@ def end_to_end(slide, grid: TileGrid, runner: BatchRunner, workers: int) -> dict
         events.append((time.perf_counter(), e.done, e.kind))
 
     with tempfile.TemporaryDirectory(prefix="pathview-bench-") as tmp:
-        res = encode_slide(slide, grid, runner.encoder, tmp, workers=workers, runner=runner, progress=on_progress)
+        res = encode_slide(slide, grid, runner.encoder, tmp, workers=workers, readers=readers, runner=runner,
+                           progress=on_progress)
     batches = [(t, d) for t, d, k in events if k == "batch"]
     steady = None
     if len(batches) >= 4:  # from the first written batch to the last: excludes reader start-up
         (t1, d1), (t2, d2) = batches[0], batches[-1]
         steady = (d2 - d1) / max(t2 - t1, 1e-9)
     return {"tiles": res.tiles, "seconds": round(res.seconds, 3), "tiles_per_s": res.tiles_per_s,
-            "steady_tiles_per_s": steady, "batch_size": res.batch_size}
+            "steady_tiles_per_s": steady, "batch_size": res.batch_size,
+            "readers": "processes" if use_reader_processes(readers, runner.device, len(grid), workers) else "threads"}
 
 
 def gpu_section(args, slide, device: torch.device) -> list[dict]:
@@ -129,10 +148,11 @@ def gpu_section(args, slide, device: torch.device) -> list[dict]:
             f"model-only for {args.seconds} s (batch {runner.batch_size}, amp {runner.amp}, compile {args.compile})...")
         mo = model_only(runner, size, args.seconds)
         log(f"[{name}] model-only {mo['tiles_per_s']:.0f} tiles/s; end to end on {len(grid)} tiles...")
-        e2e = end_to_end(slide, grid, runner, args.workers)
+        e2e = end_to_end(slide, grid, runner, args.workers, args.readers)
         ratio = e2e["tiles_per_s"] / mo["tiles_per_s"]
         rows.append({"encoder": name, "tiny": args.tiny, "device": str(device), "tile_px": size, "mpp": mpp,
                      "amp": str(runner.amp), "compile": args.compile, "workers": args.workers,
+                     "readers": e2e["readers"],
                      "model_only": mo, "end_to_end": e2e, "ratio": ratio})
         log(f"[{name}] end to end {e2e['tiles_per_s']:.0f} tiles/s "
             f"(steady {e2e['steady_tiles_per_s'] or 0:.0f}); ratio {ratio:.2f}")
@@ -166,18 +186,22 @@ def cpu_section(args, slide) -> dict:
     return row
 
 
-def report(meta: dict, gpu_rows: list[dict], cpu_row: dict | None) -> str:
+def report(meta: dict, reader_row: dict | None, gpu_rows: list[dict], cpu_row: dict | None) -> str:
     lines = [f"machine: {meta['machine']}", f"slide: {meta['slide']} ({meta['slide_px']})", ""]
+    if reader_row:
+        lines += [f"readers alone ({reader_row['tiles']} tiles, {reader_row['workers']} workers): threads "
+                  f"{reader_row['threads_tiles_per_s']:.0f} tiles/s, processes {reader_row['processes_tiles_per_s']:.0f}"
+                  f" tiles/s = {reader_row['ratio']:.2f}x", ""]
     if gpu_rows:
-        lines.append(f"{'encoder':16s} {'device':8s} {'batch':>5s} {'model-only':>11s} {'end-to-end':>11s} "
-                     f"{'steady':>8s} {'ratio':>6s}  goal")
+        lines.append(f"{'encoder':16s} {'device':8s} {'batch':>5s} {'readers':>9s} {'model-only':>11s} "
+                     f"{'end-to-end':>11s} {'steady':>8s} {'ratio':>6s}  goal")
         for r in gpu_rows:
             e2e = r["end_to_end"]["tiles_per_s"]
             goal = "ratio>=0.80 " + ("met" if r["ratio"] >= 0.8 else "NOT met")
             if r["encoder"] == "uni" and not r["tiny"]:
                 goal += "; uni>=2500/s " + ("met" if e2e >= 2500 else "NOT met")
             lines.append(f"{r['encoder'] + (' (tiny)' if r['tiny'] else ''):16s} {r['device']:8s} "
-                         f"{r['model_only']['batch_size']:5d} {r['model_only']['tiles_per_s']:9.0f}/s "
+                         f"{r['model_only']['batch_size']:5d} {r['readers']:>9s} {r['model_only']['tiles_per_s']:9.0f}/s "
                          f"{e2e:9.0f}/s {r['end_to_end']['steady_tiles_per_s'] or 0:6.0f}/s {r['ratio']:6.2f}  {goal}")
     if cpu_row:
         lines.append("")
@@ -195,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=None, help="model batch (default: 256 on GPU, halved on OOM)")
     p.add_argument("--seconds", type=float, default=15.0, help="model-only timing length")
     p.add_argument("--max-tiles", type=int, default=None, help="cap on end-to-end tiles")
-    p.add_argument("--workers", type=int, default=min(12, os.cpu_count() or 4), help="reader threads (GPU runs)")
+    p.add_argument("--workers", type=int, default=min(12, os.cpu_count() or 4), help="readers (GPU runs)")
+    p.add_argument("--readers", default="auto", choices=["auto", "threads", "processes"],
+                   help="end-to-end readers (auto: processes on a GPU for large grids)")
+    p.add_argument("--reader-tiles", type=int, default=8000, help="tiles for readers alone (0 to skip)")
     p.add_argument("--mpp", type=float, default=None, help="tile mpp (default: the encoder's, 0.5)")
     p.add_argument("--size", type=int, default=None, help="tile px (default: the encoder's input)")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoders")
@@ -218,13 +245,18 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"machine": machine(), "slide": str(slide_path), "args": {k: str(v) for k, v in vars(args).items()}}
     with open_slide(slide_path, mpp=args.slide_mpp) as slide:
         meta["slide_px"] = "x".join(map(str, slide.dimensions))
+        reader_row = None
+        if args.reader_tiles:
+            grid = make_grid(slide, args.mpp or 0.5, args.size or 224, args.reader_tiles)
+            reader_row = readers_only(slide, grid, args.batch_size or 256, args.workers, pin=device.type == "cuda")
         gpu_rows = gpu_section(args, slide, device) if args.encoders else []
         cpu_row = cpu_section(args, slide) if args.cpu_tiles else None
-    text = report(meta, gpu_rows, cpu_row)
+    text = report(meta, reader_row, gpu_rows, cpu_row)
     print(text)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**meta, "gpu": gpu_rows, "cpu": cpu_row, "report": text}, indent=2))
+        args.json.write_text(json.dumps({**meta, "readers": reader_row, "gpu": gpu_rows, "cpu": cpu_row,
+                                         "report": text}, indent=2))
     return 0
 
 

@@ -22,7 +22,7 @@ from pathview.slide import open_slide, tile_grid
 import openslide
 from PIL import Image
 
-from pathview.slide.tile_reader import _blocks, iter_tiles
+from pathview.slide.tile_reader import block_groups, iter_tiles
 
 
 def naive_tile(osr: openslide.OpenSlide, x: int, y: int, size_level0: int, size: int) -> np.ndarray:
@@ -45,7 +45,7 @@ def main() -> None:
     with open_slide(args.slide) as slide:
         full = tile_grid(slide, mpp=args.mpp, size=args.size, min_tissue=0.1)
         # A contiguous stretch of tissue tiles (whole blocks), as a scan would read it.
-        order = np.concatenate(_blocks(full, 8))
+        order = np.concatenate(block_groups(full, 8))
         grid = full.subset(np.sort(order[: args.tiles]))
         n = len(grid)
         print(f"{args.slide}: level-0 mpp {slide.mpp}, levels {slide.level_downsamples}, "

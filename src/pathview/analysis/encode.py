@@ -1,7 +1,7 @@
-"""Encode a slide's tiles into ``tiles.h5``: reader threads → device → feature store, overlapped.
+"""Encode a slide's tiles into ``tiles.h5``: readers → device → feature store, overlapped.
 
 Stages: :class:`~pathview.analysis.prefetch.TilePrefetcher` reads big regions on
-threads and packs tiles into (pinned) batches; :class:`~pathview.analysis.runner.BatchRunner`
+threads (or processes, on a GPU) and packs tiles into (pinned) batches; :class:`~pathview.analysis.runner.BatchRunner`
 copies each batch to the device without blocking and embeds it (preprocessing on the
 device, bf16 autocast on CUDA, halving the batch on out-of-memory); features come back
 with an asynchronous copy and are written one batch behind, so the GPU is never idle
@@ -86,6 +86,7 @@ def encode_slide(
     batch_size: int | None = None,
     workers: int | None = None,
     block_tiles: int = 8,
+    readers: str = "auto",
     compile: bool = False,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
@@ -97,17 +98,39 @@ def encode_slide(
     Raises :class:`EncodeCancelled` when ``cancel`` is set (checked between batches).
     Pass a warmed-up ``runner`` (same encoder) to reuse it, e.g. a compiled one.
     ``on_tiles`` sees every batch's pixels while the device embeds them (no second read).
-    ``workers`` (reader threads) defaults to 12 on a GPU (it must keep up), 4 on a CPU.
+    ``workers`` (readers) defaults to 12 on a GPU (it must keep up), 4 on a CPU. ``readers`` is
+    ``threads``, ``processes`` or ``auto``: processes on a GPU for grids worth their start-up.
     """
     dev = runner.device if runner is not None else resolve_device(device)
     if workers is None:
         workers = min(12 if dev.type == "cuda" else 4, os.cpu_count() or 4)
-    args = (slide, grid, encoder, out, dev, batch_size, workers, block_tiles, compile, progress, cancel, runner,
-            on_tiles)
+    processes = use_reader_processes(readers, dev, len(grid), workers)
+    args = (slide, grid, encoder, out, dev, batch_size, workers, block_tiles, processes, compile, progress, cancel,
+            runner, on_tiles)
     if dev.type == "cpu":
         with cpu_threads(1):  # parallel over parts of each batch instead (see BatchRunner)
             return _encode(*args)
     return _encode(*args)
+
+
+#: Below this many tiles reader processes cost more to start (about a second) than they save.
+PROCESS_READERS_MIN_TILES = 4096
+READER_KINDS = ("auto", "threads", "processes")
+
+
+def use_reader_processes(readers: str, device: torch.device, tiles: int, workers: int) -> bool:
+    """Decide between reader threads and processes.
+
+    Why processes on a GPU: there the readers must deliver thousands of tiles/s, and a dozen
+    threads in one process fight over the GIL with each other and with the thread that
+    launches the GPU kernels. On a CPU the encoder itself is the bottleneck, and threads
+    start instantly.
+    """
+    if readers not in READER_KINDS:
+        raise ValueError(f"readers must be one of {', '.join(READER_KINDS)}, got {readers!r}")
+    if readers == "auto":
+        return device.type == "cuda" and workers > 1 and tiles >= PROCESS_READERS_MIN_TILES
+    return readers == "processes"
 
 
 @contextlib.contextmanager
@@ -127,7 +150,8 @@ def cpu_threads(n: int) -> Iterator[None]:
 
 
 def _encode(slide: Slide, grid: TileGrid, encoder: LoadedEncoder, out: str | os.PathLike, dev: torch.device,
-            batch_size: int | None, workers: int, block_tiles: int, compile: bool, progress: ProgressFn | None,
+            batch_size: int | None, workers: int, block_tiles: int, processes: bool, compile: bool,
+            progress: ProgressFn | None,
             cancel: threading.Event | None, runner: BatchRunner | None, on_tiles: TilesFn | None) -> EncodeResult:
     run = _Run(grid, progress)
     own_runner = runner is None
@@ -137,7 +161,7 @@ def _encode(slide: Slide, grid: TileGrid, encoder: LoadedEncoder, out: str | os.
     else:
         runner.on_oom = run.on_oom
     try:
-        path = run.encode(slide, encoder, output_path(out), runner, workers, block_tiles, cancel, on_tiles)
+        path = run.encode(slide, encoder, output_path(out), runner, workers, block_tiles, processes, cancel, on_tiles)
     finally:
         if own_runner:
             runner.close()
@@ -179,14 +203,15 @@ class _Run:
             self.emit(EncodeProgress("batch", self.done, self.total, self.batch_size, self.rate()))
 
     def encode(self, slide: Slide, encoder: LoadedEncoder, path: Path, runner: BatchRunner, workers: int,
-               block_tiles: int, cancel: threading.Event | None, on_tiles: TilesFn | None = None) -> Path:
+               block_tiles: int, processes: bool, cancel: threading.Event | None,
+               on_tiles: TilesFn | None = None) -> Path:
         cuda = runner.device.type == "cuda"
         self.batch_size = runner.batch_size
         self.emit(EncodeProgress("start", 0, self.total, runner.batch_size, message=f"{encoder.label} on {runner.device}"))
         attrs = store_attrs(slide, self.grid, encoder.label, encoder.embed_dim)
         with TileStoreWriter(path, self.total, encoder.embed_dim, attrs) as writer, \
                 TilePrefetcher(slide, self.grid, runner.batch_size, workers=workers, block_tiles=block_tiles,
-                               pin=cuda) as prefetcher:
+                               pin=cuda, processes=processes) as prefetcher:
             for batch in prefetcher:
                 if cancel is not None and cancel.is_set():
                     raise EncodeCancelled(self.done, self.total)

@@ -1,7 +1,9 @@
-"""Feed the device: tiles read on worker threads, packed into reusable (pinned) batch buffers.
+"""Feed the device: tiles read on worker threads or processes, packed into reusable (pinned) batch buffers.
 
 One background thread drives :func:`~pathview.slide.tile_reader.iter_tiles` (which reads
-large regions on ``workers`` threads and slices them into tiles) and copies tiles into
+large regions on ``workers`` threads and slices them into tiles) or, with ``processes``,
+a :class:`~pathview.slide.tile_processes.ProcessTileReader` (the same reads on worker
+processes, each with its own GIL, handing tiles over in shared memory), and copies tiles into
 fixed-size uint8 buffers; the consumer takes full buffers from a bounded queue and gives
 each back when the device no longer needs it. On CUDA the buffers are pinned so the
 host-to-device copy is asynchronous, and a buffer is reused only after the CUDA event
@@ -19,7 +21,8 @@ import numpy as np
 import torch
 
 from ..slide import Slide, TileGrid
-from ..slide.tile_reader import iter_tiles
+from ..slide.tile_processes import ProcessTileReader
+from ..slide.tile_reader import TileBatch, iter_tiles
 
 _POLL_S = 0.1
 
@@ -50,10 +53,11 @@ class TilePrefetcher:
     """Iterate :class:`HostBatch` es of ``batch_size`` tiles of ``grid``, read ahead on threads."""
 
     def __init__(self, slide: Slide, grid: TileGrid, batch_size: int, *, workers: int = 4, block_tiles: int = 8,
-                 depth: int = 3, pin: bool = False) -> None:
+                 depth: int = 3, pin: bool = False, processes: bool = False) -> None:
         self.slide, self.grid = slide, grid
         self.batch_size = batch_size
         self.workers, self.block_tiles = workers, block_tiles
+        self.processes = processes
         self._ready: queue.Queue = queue.Queue(maxsize=depth)
         self._free: queue.Queue = queue.Queue()
         shape = (batch_size, grid.patch_size, grid.patch_size, 3)
@@ -87,30 +91,38 @@ class TilePrefetcher:
 
     def _run(self) -> None:
         try:
-            buf, fill = None, 0
-            idx = np.empty(self.batch_size, np.int64)
-            for tb in iter_tiles(self.slide, self.grid, workers=self.workers, block_tiles=self.block_tiles):
-                pos = 0
-                while pos < len(tb.indices):
-                    if buf is None:
-                        buf, fill = self._take(), 0
-                        if buf is None:
-                            return
-                    k = min(self.batch_size - fill, len(tb.indices) - pos)
-                    buf[fill:fill + k].numpy()[:] = tb.pixels[pos:pos + k]
-                    idx[fill:fill + k] = tb.indices[pos:pos + k]
-                    fill, pos = fill + k, pos + k
-                    if fill == self.batch_size:
-                        if not self._put(HostBatch(idx.copy(), buf, fill)):
-                            return
-                        buf = None
-                if self._stop.is_set():
-                    return
-            if buf is not None and fill:
-                self._put(HostBatch(idx[:fill].copy(), buf, fill))
-            self._put(_End())
+            if self.processes:
+                with ProcessTileReader(self.slide.path, self.grid, self.workers, self.block_tiles) as reader:
+                    self._pack(iter(reader))
+            else:
+                self._pack(iter_tiles(self.slide, self.grid, workers=self.workers, block_tiles=self.block_tiles))
         except BaseException as exc:  # handed to the consumer, raised there
             self._put(_Failed(exc))
+
+    def _pack(self, tiles: Iterator[TileBatch]) -> None:
+        """Copy ``tiles`` into batch buffers and queue each full one (then the last, then the end)."""
+        buf, fill = None, 0
+        idx = np.empty(self.batch_size, np.int64)
+        for tb in tiles:
+            pos = 0
+            while pos < len(tb.indices):
+                if buf is None:
+                    buf, fill = self._take(), 0
+                    if buf is None:
+                        return
+                k = min(self.batch_size - fill, len(tb.indices) - pos)
+                buf[fill:fill + k].numpy()[:] = tb.pixels[pos:pos + k]
+                idx[fill:fill + k] = tb.indices[pos:pos + k]
+                fill, pos = fill + k, pos + k
+                if fill == self.batch_size:
+                    if not self._put(HostBatch(idx.copy(), buf, fill)):
+                        return
+                    buf = None
+            if self._stop.is_set():
+                return
+        if buf is not None and fill:
+            self._put(HostBatch(idx[:fill].copy(), buf, fill))
+        self._put(_End())
 
     # -- consumer -----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[HostBatch]:

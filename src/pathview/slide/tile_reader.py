@@ -28,7 +28,7 @@ class TileBatch:
     pixels: np.ndarray
 
 
-def _blocks(grid: TileGrid, block_tiles: int) -> list[np.ndarray]:
+def block_groups(grid: TileGrid, block_tiles: int) -> list[np.ndarray]:
     """Group tile indices into square blocks of at most ``block_tiles`` x ``block_tiles`` tiles."""
     if len(grid) == 0:
         return []
@@ -41,15 +41,17 @@ def _blocks(grid: TileGrid, block_tiles: int) -> list[np.ndarray]:
 
 def read_block(slide: Slide, grid: TileGrid, indices: np.ndarray) -> TileBatch:
     """Read the tiles ``indices`` of ``grid`` with a single region read, resize and slice."""
-    ps0, size = grid.patch_size_level0, grid.patch_size
-    coords = grid.coords[indices]
+    return TileBatch(indices, read_block_at(slide, grid.coords[indices], grid.patch_size_level0, grid.patch_size))
+
+
+def read_block_at(slide: Slide, coords: np.ndarray, ps0: int, size: int) -> np.ndarray:
+    """Return the tiles at level-0 ``coords`` (n, 2) of ``ps0`` px each as (n, size, size, 3) pixels, one read."""
     x0, y0 = coords.min(axis=0)
     x1, y1 = coords.max(axis=0) + ps0
     cols, rows = (x1 - x0) // ps0, (y1 - y0) // ps0
     block = slide.read_scaled((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), (int(cols * size), int(rows * size)))
     offsets = (coords - (x0, y0)) // ps0 * size
-    pixels = np.stack([block[oy:oy + size, ox:ox + size] for ox, oy in offsets])
-    return TileBatch(indices, pixels)
+    return np.stack([block[oy:oy + size, ox:ox + size] for ox, oy in offsets])
 
 
 def iter_tiles(slide: Slide, grid: TileGrid, workers: int = 4, block_tiles: int = 8) -> Iterator[TileBatch]:
@@ -57,7 +59,7 @@ def iter_tiles(slide: Slide, grid: TileGrid, workers: int = 4, block_tiles: int 
 
     At most ``2 * workers`` blocks are in flight, so memory stays bounded on any slide.
     """
-    blocks = _blocks(grid, block_tiles)
+    blocks = block_groups(grid, block_tiles)
     if workers <= 1:
         for idx in blocks:
             yield read_block(slide, grid, idx)

@@ -1,0 +1,52 @@
+"""A tile reader process (see :mod:`.tile_processes`): reads blocks of tiles into a shared buffer.
+
+Run as ``python -m pathview.slide.tile_worker TASK_FD RESULT_FD`` by
+:class:`~.tile_processes.ProcessTileReader`. The first message on the task pipe names
+the slide and the buffer; each later one is ``(slot, coords)``, answered on the result
+pipe with ``(slot, None)`` or ``(slot, error)``; ``None`` ends the process.
+"""
+
+from __future__ import annotations
+
+import mmap
+import pickle
+import sys
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from .reader import Slide
+from .tile_reader import read_block_at
+
+
+def serve(tasks: Connection, results: Connection) -> None:
+    init = tasks.recv()
+    size = int(np.prod(init["shape"]))
+    with open(init["buffer"], "r+b") as f:
+        buffer = mmap.mmap(f.fileno(), size)
+    slots = np.frombuffer(buffer, dtype=np.uint8).reshape(init["shape"])
+    with Slide(init["slide"]) as slide:
+        while (task := tasks.recv()) is not None:
+            slot, coords = task
+            try:
+                pixels = read_block_at(slide, coords, init["ps0"], init["size"])
+                slots[slot, :len(pixels)] = pixels
+                results.send((slot, None))
+            except Exception as exc:  # noqa: BLE001 - raised again in the parent, where it is handled
+                results.send((slot, picklable(exc)))
+
+
+def picklable(exc: Exception) -> Exception:
+    """Return ``exc`` if it survives pickling (the parent must get it), else a RuntimeError saying the same."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any failure to round-trip means: send its text
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    try:
+        serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):  # the parent went away or was interrupted
+        pass

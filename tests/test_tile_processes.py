@@ -1,0 +1,79 @@
+"""Reader processes: the same tiles as the reader threads, errors and dead workers reach the caller."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from conftest import BROKEN, CMU_SVS
+
+from pathview.analysis.encode import PROCESS_READERS_MIN_TILES, encode_slide, use_reader_processes
+from pathview.analysis.store import read_tile_store
+from pathview.encoders import load_encoder
+from pathview.errors import RegionReadError
+from pathview.slide import open_slide, tile_grid
+from pathview.slide.tile_processes import ProcessTileReader, TileReaderDied
+from pathview.slide.tile_reader import iter_tiles
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def tiles_by_index(batches) -> dict[int, np.ndarray]:
+    return {i: p.copy() for b in batches for i, p in zip(b.indices.tolist(), b.pixels)}
+
+
+def test_reader_processes_give_the_tiles_of_the_reader_threads_in_the_same_order():
+    with open_slide(CMU_SVS) as slide:
+        grid = tile_grid(slide, mpp=0.5, size=224)
+        threads = list(iter_tiles(slide, grid, workers=2, block_tiles=4))
+    with ProcessTileReader(slide.path, grid, workers=2, block_tiles=4) as reader:
+        batches = [(b.indices.copy(), b.pixels.copy()) for b in reader]
+    assert [i.tolist() for i, _ in batches] == [b.indices.tolist() for b in threads]
+    for (_, pixels), ref in zip(batches, threads):
+        np.testing.assert_array_equal(pixels, ref.pixels)
+    assert sum(len(i) for i, _ in batches) == len(grid) > 40
+
+
+def test_a_damaged_tile_in_a_reader_process_raises_the_readers_error_in_the_caller():
+    path = BROKEN / "CMU-1-Small-Region-zeroed-tiles.svs"
+    with open_slide(path) as slide:
+        grid = tile_grid(slide, mpp=0.5, size=224)
+    with ProcessTileReader(path, grid, workers=2) as reader, pytest.raises(RegionReadError) as caught:
+        for _ in reader:
+            pass
+    assert "damaged JPEG tile" in str(caught.value) and caught.value.path.name == path.name
+
+
+def test_a_killed_reader_process_is_an_error_not_a_hang():
+    with open_slide(CMU_SVS) as slide:
+        grid = tile_grid(slide, mpp=0.25, size=64)  # many small blocks: the reader is still busy when killed
+    with ProcessTileReader(CMU_SVS, grid, workers=1, block_tiles=2) as reader:
+        batches = iter(reader)
+        next(batches)
+        os.kill(reader._workers[0].proc.pid, signal.SIGKILL)
+        with pytest.raises(TileReaderDied, match="died"):
+            for _ in batches:
+                pass
+
+
+def test_encoding_with_reader_processes_writes_the_same_store_as_with_threads(tmp_path):
+    enc = load_encoder()
+    with open_slide(CMU_SVS) as slide:
+        grid = tile_grid(slide, mpp=0.5, size=224)
+        stores = [read_tile_store(encode_slide(slide, grid, enc, tmp_path / kind, device="cpu", batch_size=16,
+                                               workers=2, readers=kind).path) for kind in ("threads", "processes")]
+    np.testing.assert_array_equal(stores[0].coords, stores[1].coords)
+    np.testing.assert_array_equal(stores[0].features, stores[1].features)
+
+
+def test_reader_processes_are_chosen_for_large_grids_on_a_gpu_only():
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    assert use_reader_processes("auto", cuda, PROCESS_READERS_MIN_TILES, workers=12)
+    assert not use_reader_processes("auto", cuda, PROCESS_READERS_MIN_TILES - 1, workers=12)
+    assert not use_reader_processes("auto", cpu, 10**6, workers=4)
+    assert use_reader_processes("processes", cpu, 10, workers=2) and not use_reader_processes("threads", cuda, 10**6, 12)
+    with pytest.raises(ValueError, match="readers must be one of"):
+        use_reader_processes("fibres", cpu, 10, 2)

@@ -50,3 +50,20 @@ def test_reference_build_then_analyze_against_it(tmp_path, capsys, one_torch_thr
     assert summary["settings"]["reference"].startswith("normal.h5:")
     assert summary["anomaly_method"].startswith("reference kNN")
     assert summary["anomaly_fraction"] > 0.5  # frozen head-and-neck tissue is unlike the skin in the bank
+
+
+def test_a_slide_with_a_damaged_tile_is_analysed_without_it_and_says_so(tmp_path, capsys):
+    from pathview.cli import main
+
+    zeroed = BROKEN / "CMU-1-Small-Region-zeroed-tiles.svs"
+    assert main(["analyze", str(zeroed), "-o", str(tmp_path / "a"), "--mpp", "2", "--device", "cpu", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 1 tile with damaged image data could not be read and was left out" in err
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["unreadable_tiles"] == 1 and summary["tiles"] >= 1
+    (box,) = summary["unreadable_boxes"]
+    assert box[2] == box[3] == summary["patch_size_level0"]
+    # at 8 µm/px the slide's only tissue tile is the damaged one: nothing to analyse is an error, not a result
+    assert main(["analyze", str(zeroed), "-o", str(tmp_path / "b"), "--mpp", "8", "--device", "cpu", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "the only tissue tile of 'CMU-1-Small-Region-zeroed-tiles.svs' could not be read" in err and not (tmp_path / "b" / "summary.json").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -10,13 +11,18 @@ import numpy as np
 import pytest
 from conftest import CMU_SVS, TCGA_NO_MPP
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QInputDialog, QMessageBox
+from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
+from shapely.geometry import box
 
 from pathview.analysis import inject
-from pathview.analysis.analyze import analyze_slide
-from pathview.app.analysis_result import LAYERS, load_result
+from pathview.analysis.analyze import ANALYSIS_VERSION, analyze_slide
+from pathview.app.analysis_controller import VIEWER_RUN
+from pathview.app.analysis_result import LAYERS, RegionItem, load_result
+from pathview.app.analysis_staleness import staleness_note
 from pathview.app.main_window import MainWindow
+from pathview.app.pixel_size_dialog import PixelSizeDialog
 from pathview.app.qimage import from_qimage
+from pathview.app.regions_panel import RegionsPanel
 from pathview.findings import FindingsStore
 from pathview.scan import output_name
 from pathview.slide import open_slide
@@ -249,19 +255,72 @@ def test_a_slide_without_pixel_size_asks_for_it_and_analyses_with_it(window, qtb
     view = window.open_path(str(TCGA_NO_MPP))
     ctl = window.analysis
     assert ctl.analyse()
-    qtbot.waitUntil(lambda: bool(window.findChildren(QInputDialog)), timeout=30000)
+    qtbot.waitUntil(lambda: bool(window.findChildren(PixelSizeDialog)), timeout=30000)
     assert not window.findChildren(QMessageBox)  # asked, not reported as a failure
-    dialog = window.findChildren(QInputDialog)[0]
-    assert "no pixel size" in dialog.labelText()
+    dialog = window.findChildren(PixelSizeDialog)[0]
+    assert "no pixel size" in dialog.prompt.text()
     started: list[float | None] = []
     real_start = ctl.worker.start
     ctl.worker.start = lambda *a, **kw: started.append(kw.get("slide_mpp")) or real_start(*a, **kw)
-    dialog.setDoubleValue(0.5)
-    dialog.accept()
+    qtbot.keyClick(dialog, Qt.Key.Key_Return)  # nothing is pre-chosen: Enter alone declares no magnification
+    assert dialog.isVisible() and started == []
+    qtbot.mouseClick(dialog.presets[1], Qt.MouseButton.LeftButton)  # 20x
+    qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
     assert started == [0.5] and ctl.worker.busy
     ctl.worker.cancel()
     qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=30000)
     assert not (ctl.workspace.analysis_dir(view.slide.quickhash) / "summary.json").exists()
+
+
+def test_the_pixel_size_prompt_takes_a_typed_value_and_refuses_a_wrong_one(qtbot):
+    dialog = PixelSizeDialog("scan.tif")
+    qtbot.addWidget(dialog)
+    chosen: list[float] = []
+    dialog.chosen.connect(chosen.append)
+    dialog.show()
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert dialog.group.checkedButton() is None and not ok.isEnabled()
+    qtbot.keyClicks(dialog.value, "O.3")  # a letter O for a zero
+    assert dialog.other.isChecked() and not ok.isEnabled()
+    assert dialog.problem.text() == "'O.3' is not a pixel size between 0.05 and 50 µm/px."
+    qtbot.keyClick(dialog.value, Qt.Key.Key_Return)
+    assert chosen == [] and dialog.isVisible()
+    dialog.value.clear()
+    qtbot.keyClicks(dialog.value, "0,3")
+    assert ok.isEnabled() and dialog.problem.text() == ""
+    qtbot.keyClick(dialog.value, Qt.Key.Key_Return)
+    assert chosen == [0.3] and not dialog.isVisible()
+
+
+def test_the_regions_dock_counts_one_region_and_two_regions_in_words(qtbot):
+    panel = RegionsPanel()
+    qtbot.addWidget(panel)
+    one = RegionItem("a", 1, "pen", 0.9, 1, None, box(0, 0, 224, 224))
+    two = RegionItem("b", 2, "pen", 0.8, 2, 0.025, box(500, 0, 948, 224))
+    panel.set_regions(None, [one], set(), set())
+    assert panel.header.text().startswith("1 region, best first")
+    assert panel.list.item(0).text().endswith("\n1 tile")
+    panel.set_regions(None, [one, two], {"b"}, set())
+    assert panel.header.text().startswith("2 regions, best first · 1 dismissed")
+    panel.show_dismissed.setChecked(True)
+    assert panel.list.item(1).text().endswith("\n2 tiles · 0.025 mm²")
+    panel.shutdown()
+
+
+def test_an_analysis_made_otherwise_is_shown_and_marked_for_a_rerun(window, analysed, marked_slide, tmp_path):
+    older = tmp_path / "scan" / analysed.name
+    shutil.copytree(analysed, older)
+    summary = json.loads((older / "summary.json").read_text())
+    assert staleness_note(summary["settings"], VIEWER_RUN) == ""  # what the viewer runs now reads as current
+    summary["settings"].update(analysis_version=ANALYSIS_VERSION - 1, encoder="uni")
+    (older / "summary.json").write_text(json.dumps(summary))
+    ctl = window.analysis
+    ctl.add_scan_dir(older.parent)
+    window.open_path(str(marked_slide))
+    assert ctl.result.folder == older and ctl.regions_panel.list.count() == len(ctl.result.regions) >= 1
+    assert ctl.regions_panel.header.text().endswith(
+        "\nMade with an earlier version of the analysis; encoder 'uni', not 'pathview-he': "
+        "re-run (Ctrl+Shift+A) to update.")
 
 
 def test_view_scan_dir_opens_the_slide_with_its_scan_outputs(qtbot, workspace, analysed, monkeypatch, marked_slide):

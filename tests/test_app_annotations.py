@@ -187,6 +187,34 @@ def test_select_move_reshape_delete_undo_redo_and_lock(make_window, qtbot, works
     assert "locked" in win.statusBar().currentMessage()
 
 
+def test_select_tool_rubber_band_selects_what_it_touches_and_shift_adds(make_window, qtbot, workspace):
+    win, view = make_window()
+    ctl = win.annotations.controller
+    box = ctl.create("rectangle", rectangle(*level0(view, 200, 200), *level0(view, 300, 300)))
+    line = ctl.create("line", shapely.LineString([level0(view, 500, 200), level0(view, 600, 250)]))
+    dot = ctl.create("point", shapely.Point(level0(view, 900, 600)))
+    round_ = ctl.create("ellipse", shapely.Point(level0(view, 700, 500)).buffer(100 * DS))
+    ctl.select([])
+    qtbot.keyClick(view, Qt.Key.Key_S)
+    centre = (view.view.cx, view.view.cy)
+
+    drag(qtbot, view, (150, 150), (550, 260))  # holds the rectangle, crosses the line's first half
+    assert {a.id for a in ctl.selected()} == {box.id, line.id}
+    assert (view.view.cx, view.view.cy) == centre  # the band selected; it did not pan
+    assert len(win.annotations.panel.table.selectionModel().selectedRows()) == 2  # the Findings dock follows
+    assert win.statusBar().currentMessage() == "Selected 2 annotations."
+
+    drag(qtbot, view, (850, 550), (950, 650), modifier=Qt.KeyboardModifier.ShiftModifier)
+    assert {a.id for a in ctl.selected()} == {box.id, line.id, dot.id}
+
+    drag(qtbot, view, (600, 400), (620, 420))  # inside the ellipse's bounding box, outside the ellipse
+    assert ctl.selected() == []
+    drag(qtbot, view, (830, 480), (790, 520))  # from outside, leftwards over its right edge
+    assert [a.id for a in ctl.selected()] == [round_.id]
+    assert win.statusBar().currentMessage() == "Selected 1 annotation."
+    assert {a.id: a.bounds for a in stored(workspace, view)} == {a.id: a.bounds for a in (box, line, dot, round_)}
+
+
 def test_brush_adds_to_and_takes_from_the_selected_area(make_window, qtbot, workspace):
     win, view = make_window()
     ctl = win.annotations.controller

@@ -23,8 +23,9 @@ from pathview.scan.locks import pid_alive
 
 #: Coarse tiles keep every slide to a few seconds on two cores; one torch thread per worker.
 FAST = ["--tile-mpp", "2", "--threads", "1", "-q"]
-BROKEN_FILES = ["CMU-1-Small-Region-truncated.svs", "vectra-unsupported.qptiff", "dicom-no-imagetype.dcm",
-                "CMU-1-Small-Region-zeroed-tiles.svs"]
+BROKEN_FILES = ["CMU-1-Small-Region-truncated.svs", "vectra-unsupported.qptiff", "dicom-no-imagetype.dcm"]
+#: Opens, but one of its tiles at 2 µm/px cannot be decoded: analysed without it, with a note.
+DAMAGED = "CMU-1-Small-Region-zeroed-tiles.svs"
 
 
 def rows_by_name(out: Path) -> dict[str, dict[str, str]]:
@@ -47,6 +48,8 @@ def cohort(tmp_path_factory) -> Path:
     (root / "broken").mkdir()
     for name in BROKEN_FILES:
         (root / "broken" / name).symlink_to(BROKEN / name)
+    (root / "damaged").mkdir()
+    (root / "damaged" / DAMAGED).symlink_to(BROKEN / DAMAGED)
     return root
 
 
@@ -62,7 +65,7 @@ def test_good_slides_are_analysed_and_broken_ones_recorded_with_their_error(scan
     out, code = scanned
     assert code == 3  # finished, with failed slides
     rows = rows_by_name(out)
-    assert set(rows) == {CMU_SVS.name, CMU_DICOM.name, TCGA_NO_MPP.name, *BROKEN_FILES}
+    assert set(rows) == {CMU_SVS.name, CMU_DICOM.name, TCGA_NO_MPP.name, DAMAGED, *BROKEN_FILES}
     for name in (CMU_SVS.name, CMU_DICOM.name, TCGA_NO_MPP.name):
         row = rows[name]
         assert row["status"] == "ok" and row["error"] == ""
@@ -78,9 +81,11 @@ def test_good_slides_are_analysed_and_broken_ones_recorded_with_their_error(scan
     assert "truncated" in errors["CMU-1-Small-Region-truncated.svs"]
     assert "does not support" in errors["vectra-unsupported.qptiff"]
     assert "image flavor" in errors["dicom-no-imagetype.dcm"]
-    assert "damaged JPEG tile" in errors["CMU-1-Small-Region-zeroed-tiles.svs"]  # failed mid-analysis
+    damaged = rows[DAMAGED]  # one undecodable tile costs that tile, not the slide
+    assert damaged["status"] == "ok" and damaged["unreadable_tiles"] == "1" and int(damaged["tiles"]) >= 1
+    assert "1 tile with damaged image data could not be read" in damaged["note"]
     page = (out / "report.html").read_text()
-    assert page.count('<tr class="r-failed">') == 4 and page.count('<tr class="r-ok">') == 3
+    assert page.count('<tr class="r-failed">') == 3 and page.count('<tr class="r-ok">') == 4
     assert "image flavor" in page and f'src="{rows[CMU_SVS.name]["output"]}/heatmap.png"' in page
     log = (out / "scan.log").read_text()
     assert "worker 0 ready: pathview-he" in log and "dicom-no-imagetype.dcm: failed" in log
@@ -91,7 +96,7 @@ def _store(folder: Path) -> dict[str, np.ndarray]:
     """tiles.h5 datasets in raster order (rows are stored in reading order, which threads may vary)."""
     with h5py.File(folder / "tiles.h5", "r") as f:
         order = np.lexsort((f["coords"][:, 0], f["coords"][:, 1]))
-        return {k: f[k][:][order] for k in f.keys()}
+        return {k: f[k][:] if k == "unreadable_coords" else f[k][:][order] for k in f.keys()}
 
 
 def _wait_gone(pids: list[int], timeout: float = 10.0) -> None:
@@ -144,7 +149,7 @@ def test_a_rerun_skips_finished_slides_and_retries_failed_ones(scanned, cohort):
     assert code == 3
     rows = rows_by_name(out)
     assert {n: rows[n]["status"] for n in before} == {CMU_SVS.name: "skipped", CMU_DICOM.name: "skipped",
-                                                      TCGA_NO_MPP.name: "ok"}  # not in this run: row kept
+                                                      TCGA_NO_MPP.name: "ok", DAMAGED: "ok"}  # not in this run: kept
     assert rows[CMU_SVS.name]["tiles"] == before[CMU_SVS.name]["tiles"]
     assert all((out / r["output"] / "tiles.h5").stat().st_mtime_ns == mtimes[n] for n, r in before.items())
     assert all(rows[n]["status"] == "failed" for n in BROKEN_FILES)
@@ -162,12 +167,14 @@ def test_a_changed_setting_recomputes(cohort, scanned):
 
 
 def test_shards_of_one_cohort_fill_one_table(cohort, tmp_path):
+    sizes = []
     for i in (1, 2):
         assert main(["scan", str(cohort / "broken"), "-o", str(tmp_path), "--shard", f"{i}/2", *FAST]) == 3
-        rows = rows_by_name(tmp_path)
-        assert len(rows) == 2 * i  # each shard adds its half of the sorted list
+        sizes.append(len(rows_by_name(tmp_path)))
+    assert 1 <= sizes[0] < sizes[1] == 3  # each shard adds its part of the sorted list
+    rows = rows_by_name(tmp_path)
     assert set(rows) == set(BROKEN_FILES) and {r["status"] for r in rows.values()} == {"failed"}
-    assert (tmp_path / "report.html").read_text().count('<tr class="r-failed">') == 4
+    assert (tmp_path / "report.html").read_text().count('<tr class="r-failed">') == 3
 
 
 def test_a_slide_locked_by_another_run_waits_and_a_dead_owner_is_taken_over(tmp_path):

@@ -43,7 +43,7 @@ def analyze(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Find artifacts and morphological outliers; write heatmap, ranked regions (QuPath GeoJSON) and tiles.h5."""
-    from .analysis.analyze import analyze_slide
+    from .analysis.analyze import analyze_slide, unreadable_note
 
     with _Progress(quiet) as on_event:
         summary = analyze_slide(slide, output, encoder=encoder, device=device, slide_mpp=slide_mpp, tile_mpp=mpp,
@@ -55,6 +55,8 @@ def analyze(
         x, y = r["centroid"]
         typer.echo(f"  #{r['rank']:<3d} {r['title']:<24s} score {r['score']:.2f}  {r['tiles']:4d} tiles  "
                    f"{r['area_mm2']:.3f} mm²  at {x:.0f},{y:.0f}")
+    if note := unreadable_note(summary):
+        typer.echo(f"warning: {note} (places in summary.json 'unreadable_boxes')", err=True)
     typer.echo(f"wrote {output}/ (heatmap.png, findings.geojson, tiles.h5, summary.json)")
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import PathviewError
+from .wording import count
 
 Weights = Annotated[Optional[Path], typer.Option("--weights", help="Model folder (or weights file) to load.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
@@ -168,6 +169,9 @@ def encode(
                                       readers=readers, compile=compile, progress=on_progress)
         except KeyboardInterrupt:  # Ctrl-C: the partial file is already gone; say so in one line
             raise EncodeCancelled(bar.done, len(grid)) from None
+    if len(result.unreadable):
+        typer.echo(f"warning: {count(len(result.unreadable), 'tile')} with damaged image data could not be read; "
+                   "left out of tiles.h5 (their places: dataset unreadable_coords)", err=True)
     typer.echo(f"wrote {result.path}: {result.tiles} tiles x {result.feature_dim} features ({result.encoder}) "
                f"in {result.seconds:.1f} s, {result.tiles_per_s:.0f} tiles/s on {result.device}")
 

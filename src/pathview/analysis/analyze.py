@@ -61,6 +61,16 @@ class AnalysisCancelled(PathviewError):
         super().__init__(f"analysis of '{self.slide.name}' cancelled after {done} of {total} tiles; nothing finished")
 
 
+class UnreadableSlideError(PathviewError):
+    """Not one tile of the slide's tissue could be decoded: there is nothing to analyse."""
+
+    def __init__(self, slide: str | os.PathLike, tiles: int) -> None:
+        self.slide = Path(slide)
+        which = "the only tissue tile" if tiles == 1 else f"none of the {tiles} tissue tiles"
+        super().__init__(f"{which} of '{self.slide.name}' could{' not' if tiles == 1 else ''} be read: "
+                         "its image data is damaged")
+
+
 ProgressFn = Callable[[AnalyzeEvent], None]
 
 
@@ -70,6 +80,16 @@ def analysis_settings(encoder: str, tile_mpp: float, tile_size: int, min_tissue:
     return {"encoder": encoder, "tile_mpp": float(tile_mpp), "tile_size": int(tile_size),
             "min_tissue": float(min_tissue), "slide_mpp": float(slide_mpp), "mpp_source": mpp_source,
             "reference": reference, "analysis_version": ANALYSIS_VERSION, "pathview_version": __version__}
+
+
+def unreadable_note(summary: dict[str, Any]) -> str:
+    """Return a warning line when some tiles could not be read ("" when all could)."""
+    n = summary.get("unreadable_tiles") or 0
+    if not n:
+        return ""
+    from ..wording import count
+
+    return f"{count(n, 'tile')} with damaged image data could not be read and {'was' if n == 1 else 'were'} left out"
 
 
 def read_summary(out_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -132,11 +152,13 @@ def analyze_slide(
         emit(AnalyzeEvent("tissue", 1, 4, f"{len(grid)} tiles, tissue {sel.tissue_mm2:.2f} mm²"))
         staged = out / f".staged-{os.getpid()}-{threading.get_ident()}.h5"
         try:
-            features, coords, tissue, measures, enc_rate = _encode(slide, grid, enc, dev, staged, emit, cancel,
-                                                                   slide_path)
+            features, coords, tissue, measures, enc_rate, unreadable = _encode(slide, grid, enc, dev, staged, emit,
+                                                                               cancel, slide_path)
             clock.lap("encode")
             if cancel is not None and cancel.is_set():
                 raise AnalysisCancelled(slide_path, len(grid), len(grid))
+            if len(grid) and not len(coords):
+                raise UnreadableSlideError(slide_path, len(grid))
             emit(AnalyzeEvent("score", 2, 4, "scoring artifacts and outliers"))
             artifacts = artifact_scores(measures, tissue)
             clean = np.max(np.stack(list(artifacts.values()), 1), 1) < THRESHOLD if len(tissue) else np.ones(0, bool)
@@ -162,7 +184,7 @@ def analyze_slide(
         settings = analysis_settings(enc.label, tile_mpp, tile_size, min_tissue, level0_mpp,
                                      slide.info.mpp_source, bank.fingerprint if bank is not None else None)
         summary = _summary(slide, settings, sel, grid, features, anomaly, artifacts, regions, method, clock,
-                           enc_rate, str(dev), level0_mpp)
+                           enc_rate, str(dev), level0_mpp, unreadable)
     atomic_write(out / SUMMARY_FILE, lambda p: p.write_text(json.dumps(summary, indent=2)))
     emit(AnalyzeEvent("done", 4, 4, f"wrote {out}"))
     return summary
@@ -200,8 +222,9 @@ def _load_reference(reference: str | os.PathLike | ReferenceBank | None) -> Refe
 
 def _encode(slide: Any, grid: Any, enc: LoadedEncoder, dev: Any, staged: Path, emit: ProgressFn,
             cancel: threading.Event | None, slide_path: str | os.PathLike
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-    """Encode into ``staged`` while measuring artifacts on the same pixels; return rows in file order."""
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
+    """Encode into ``staged`` while measuring artifacts on the same pixels; return rows in file order
+    and the level-0 places of the tiles that could not be read."""
     import h5py
 
     from .encode import EncodeCancelled, encode_slide
@@ -227,7 +250,7 @@ def _encode(slide: Any, grid: Any, enc: LoadedEncoder, dev: Any, staged: Path, e
         features, coords, tissue = f["features"][:], f["coords"][:], f["tissue"][:]
     if not np.array_equal(coords, grid.coords[rows]):
         raise AssertionError("tile rows and artifact measures fell out of step")
-    return features, coords, tissue, measures[rows], result.tiles_per_s
+    return features, coords, tissue, measures[rows], result.tiles_per_s, grid.coords[result.unreadable]
 
 
 def _finish_store(staged: Path, out: Path, anomaly: np.ndarray, artifacts: dict[str, np.ndarray],
@@ -265,7 +288,7 @@ def _write_pictures(out: Path, slide: Any, thumb: Any, coords: np.ndarray, ps0: 
 
 def _summary(slide: Any, settings: dict[str, Any], sel: Any, grid: Any, features: np.ndarray, anomaly: np.ndarray,
              artifacts: dict[str, np.ndarray], regions: list, method: str, clock: _Clock, enc_rate: float,
-             device: str, level0_mpp: float) -> dict[str, Any]:
+             device: str, level0_mpp: float, unreadable: np.ndarray) -> dict[str, Any]:
     n = len(anomaly)
     total_s = clock.total()
     return {
@@ -277,6 +300,10 @@ def _summary(slide: Any, settings: dict[str, Any], sel: Any, grid: Any, features
         "patch_size_level0": int(grid.patch_size_level0),
         "tissue_mm2": round(float(sel.tissue_mm2), 4),
         "tiles": n,
+        # Tiles whose image data could not be decoded: left out of every score; where they are.
+        "unreadable_tiles": len(unreadable),
+        "unreadable_boxes": [[int(x), int(y), int(grid.patch_size_level0), int(grid.patch_size_level0)]
+                             for x, y in unreadable[:1000].tolist()],
         "feature_dim": int(features.shape[1]) if features.ndim == 2 else 0,
         "anomaly_method": method,
         "top_anomaly": round(float(anomaly.max()), 4) if n else 0.0,

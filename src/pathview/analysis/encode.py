@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ import torch
 from ..encoders import LoadedEncoder
 from ..errors import PathviewError
 from ..slide import Slide, TileGrid
-from .prefetch import TilePrefetcher
+from .prefetch import HostBatch, TilePrefetcher
 from .runner import BatchRunner, resolve_device
 from .store import TILES_FILE, TileStoreWriter, store_attrs
 
@@ -44,7 +44,8 @@ class EncodeProgress:
 
 @dataclass(frozen=True)
 class EncodeResult:
-    """What an encoding run wrote and how fast it went."""
+    """What an encoding run wrote and how fast it went; ``unreadable``: grid indices of tiles left out
+    because their image data could not be decoded."""
 
     path: Path
     tiles: int
@@ -54,6 +55,7 @@ class EncodeResult:
     batch_size: int
     device: str
     encoder: str
+    unreadable: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
 
 class EncodeCancelled(PathviewError):
@@ -97,7 +99,8 @@ def encode_slide(
 
     Raises :class:`EncodeCancelled` when ``cancel`` is set (checked between batches).
     Pass a warmed-up ``runner`` (same encoder) to reuse it, e.g. a compiled one.
-    ``on_tiles`` sees every batch's pixels while the device embeds them (no second read).
+    ``on_tiles`` sees the pixels of every readable tile while the device embeds them (no second read);
+    tiles whose image data is damaged get no row in tiles.h5 (see ``EncodeResult.unreadable``).
     ``workers`` (readers) defaults to 12 on a GPU (it must keep up), 4 on a CPU. ``readers`` is
     ``threads``, ``processes`` or ``auto``: processes on a GPU for grids worth their start-up.
     """
@@ -166,8 +169,9 @@ def _encode(slide: Slide, grid: TileGrid, encoder: LoadedEncoder, out: str | os.
         if own_runner:
             runner.close()
     seconds = time.perf_counter() - run.t0
-    result = EncodeResult(path, run.total, encoder.embed_dim, seconds, run.total / max(seconds, 1e-9),
-                          runner.batch_size, str(dev), encoder.label)
+    unreadable = np.sort(np.concatenate(run.unreadable)) if run.unreadable else np.empty(0, np.int64)
+    result = EncodeResult(path, run.total - len(unreadable), encoder.embed_dim, seconds, run.total / max(seconds, 1e-9),
+                          runner.batch_size, str(dev), encoder.label, unreadable)
     run.emit(EncodeProgress("done", run.total, run.total, runner.batch_size, result.tiles_per_s, f"wrote {path}"))
     return result
 
@@ -183,6 +187,7 @@ class _Run:
         self.emit: ProgressFn = progress or (lambda _e: None)
         self.t0 = time.perf_counter()
         self.pending: deque = deque()
+        self.unreadable: list[np.ndarray] = []
 
     def rate(self) -> float:
         return self.done / max(time.perf_counter() - self.t0, 1e-9)
@@ -195,11 +200,16 @@ class _Run:
     def flush(self, writer: TileStoreWriter, keep: int) -> None:
         """Write the pending batches but the last ``keep`` (whose features may still be on their way)."""
         while len(self.pending) > keep:
-            indices, feats, event = self.pending.popleft()
+            indices, feats, event, damaged = self.pending.popleft()
             if event is not None:
                 event.synchronize()
-            writer.append(self.grid.coords[indices], self.grid.tissue[indices], feats.numpy())
-            self.done += len(indices)
+            feats = feats.numpy()
+            if damaged is not None:  # their pixels were black: no row, but say where they are
+                writer.skip(self.grid.coords[indices[damaged]])
+                self.unreadable.append(indices[damaged])
+                indices, feats = indices[~damaged], feats[~damaged]
+            writer.append(self.grid.coords[indices], self.grid.tissue[indices], feats)
+            self.done += len(indices) + (0 if damaged is None else int(damaged.sum()))
             self.emit(EncodeProgress("batch", self.done, self.total, self.batch_size, self.rate()))
 
     def encode(self, slide: Slide, encoder: LoadedEncoder, path: Path, runner: BatchRunner, workers: int,
@@ -217,20 +227,28 @@ class _Run:
                     raise EncodeCancelled(self.done, self.total)
                 feats = runner(batch.pixels)
                 if on_tiles is not None:  # on the host copy, while the device works
-                    on_tiles(batch.indices, batch.pixels.numpy())
+                    _call_on_readable(on_tiles, batch)
                 if cuda:
                     host, event = _to_host_async(feats, runner.device)
                     prefetcher.release(batch, event)  # its tiles are on the device once this batch is done
-                    self.pending.append((batch.indices, host, event))
+                    self.pending.append((batch.indices, host, event, batch.damaged))
                     self.flush(writer, keep=1)  # write the previous batch while this one computes
                 else:
                     prefetcher.release(batch)
-                    self.pending.append((batch.indices, feats.cpu(), None))
+                    self.pending.append((batch.indices, feats.cpu(), None, batch.damaged))
                     self.flush(writer, keep=0)
             self.flush(writer, keep=0)
             if cancel is not None and cancel.is_set() and self.done < self.total:
                 raise EncodeCancelled(self.done, self.total)
             return writer.commit()
+
+
+def _call_on_readable(on_tiles: TilesFn, batch: HostBatch) -> None:
+    pixels = batch.pixels.numpy()
+    if batch.damaged is None:
+        on_tiles(batch.indices, pixels)
+    else:
+        on_tiles(batch.indices[~batch.damaged], pixels[~batch.damaged])
 
 
 def _to_host_async(feats: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.cuda.Event]:

@@ -29,15 +29,21 @@ _POLL_S = 0.1
 
 @dataclass
 class HostBatch:
-    """A full (or final) batch: grid ``indices`` and ``pixels`` = the first ``n`` rows of ``buffer``."""
+    """A full (or final) batch: grid ``indices`` and ``pixels`` = the first ``n`` rows of ``buffer``;
+    ``damaged`` flags the tiles that could not be decoded (None when all could)."""
 
     indices: np.ndarray
     buffer: torch.Tensor
     n: int
+    damaged: np.ndarray | None = None
 
     @property
     def pixels(self) -> torch.Tensor:
         return self.buffer[:self.n]
+
+
+def _mask(damaged: np.ndarray) -> np.ndarray | None:
+    return damaged.copy() if damaged.any() else None
 
 
 class _End:
@@ -103,6 +109,7 @@ class TilePrefetcher:
         """Copy ``tiles`` into batch buffers and queue each full one (then the last, then the end)."""
         buf, fill = None, 0
         idx = np.empty(self.batch_size, np.int64)
+        damaged = np.zeros(self.batch_size, bool)
         for tb in tiles:
             pos = 0
             while pos < len(tb.indices):
@@ -113,15 +120,16 @@ class TilePrefetcher:
                 k = min(self.batch_size - fill, len(tb.indices) - pos)
                 buf[fill:fill + k].numpy()[:] = tb.pixels[pos:pos + k]
                 idx[fill:fill + k] = tb.indices[pos:pos + k]
+                damaged[fill:fill + k] = False if tb.damaged is None else tb.damaged[pos:pos + k]
                 fill, pos = fill + k, pos + k
                 if fill == self.batch_size:
-                    if not self._put(HostBatch(idx.copy(), buf, fill)):
+                    if not self._put(HostBatch(idx.copy(), buf, fill, _mask(damaged))):
                         return
                     buf = None
             if self._stop.is_set():
                 return
         if buf is not None and fill:
-            self._put(HostBatch(idx[:fill].copy(), buf, fill))
+            self._put(HostBatch(idx[:fill].copy(), buf, fill, _mask(damaged[:fill])))
         self._put(_End())
 
     # -- consumer -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ exists is always whole; an interrupted run leaves nothing that looks finished.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,11 @@ def store_attrs(slide: Slide, grid: TileGrid, encoder: str, feature_dim: int) ->
 
 
 class TileStoreWriter:
-    """Stream rows into a new ``tiles.h5``; :meth:`commit` renames it into place, :meth:`abort` removes it."""
+    """Stream rows into a new ``tiles.h5``; :meth:`commit` renames it into place, :meth:`abort` removes it.
+
+    Tiles that could not be read are announced with :meth:`skip`: they get no row, and
+    their places go to ``unreadable_coords`` (always present, (0, 2) when every tile read).
+    """
 
     def __init__(self, path: str | os.PathLike, n_tiles: int, feature_dim: int, attrs: dict[str, Any],
                  chunk_rows: int = 1024) -> None:
@@ -58,11 +62,15 @@ class TileStoreWriter:
         self.tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
         self.n_tiles = n_tiles
         self.rows = 0
+        self.skipped: list[np.ndarray] = []
         self._h5 = h5py.File(self.tmp, "w")
-        chunks = (min(chunk_rows, n_tiles), feature_dim) if n_tiles else None
-        self._coords = self._h5.create_dataset("coords", (n_tiles, 2), dtype="int64")
-        self._tissue = self._h5.create_dataset("tissue", (n_tiles,), dtype="float32")
-        self._features = self._h5.create_dataset("features", (n_tiles, feature_dim), dtype="float32", chunks=chunks)
+        rows = max(1, min(chunk_rows, n_tiles))  # resizable (chunked), in case tiles are skipped
+        self._coords = self._h5.create_dataset("coords", (n_tiles, 2), dtype="int64", maxshape=(None, 2),
+                                               chunks=(rows, 2))
+        self._tissue = self._h5.create_dataset("tissue", (n_tiles,), dtype="float32", maxshape=(None,),
+                                               chunks=(rows,))
+        self._features = self._h5.create_dataset("features", (n_tiles, feature_dim), dtype="float32",
+                                                 maxshape=(None, feature_dim), chunks=(rows, feature_dim))
         for key, value in attrs.items():
             self._h5.attrs[key] = value
 
@@ -77,11 +85,20 @@ class TileStoreWriter:
         self._features[sl] = features
         self.rows += n
 
+    def skip(self, coords: np.ndarray) -> None:
+        """Leave out the tiles at ``coords`` (unreadable): they count as done but get no row."""
+        self.skipped.append(np.asarray(coords, np.int64).reshape(-1, 2))
+
     def commit(self) -> Path:
-        """Close the file and move it into place; every announced row must be written."""
-        if self.rows != self.n_tiles:
+        """Close the file and move it into place; every announced row must be written or skipped."""
+        unreadable = np.concatenate(self.skipped) if self.skipped else np.empty((0, 2), np.int64)
+        if self.rows + len(unreadable) != self.n_tiles:
             self.abort()
             raise ValueError(f"only {self.rows} of {self.n_tiles} rows were written")
+        if len(unreadable):
+            for ds in (self._coords, self._tissue, self._features):
+                ds.resize(self.rows, axis=0)
+        self._h5.create_dataset("unreadable_coords", data=unreadable)
         self._h5.close()
         os.replace(self.tmp, self.path)
         return self.path
@@ -109,6 +126,7 @@ class TileStore:
     features: np.ndarray
     tissue: np.ndarray
     attrs: dict[str, Any]
+    unreadable_coords: np.ndarray = field(default_factory=lambda: np.empty((0, 2), np.int64))
 
     def __len__(self) -> int:
         return len(self.coords)
@@ -121,4 +139,5 @@ def read_tile_store(path: str | os.PathLike) -> TileStore:
         p = p / TILES_FILE
     with h5py.File(p, "r") as f:
         attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
-        return TileStore(f["coords"][:], f["features"][:], f["tissue"][:], attrs)
+        unreadable = f["unreadable_coords"][:] if "unreadable_coords" in f else np.empty((0, 2), np.int64)
+        return TileStore(f["coords"][:], f["features"][:], f["tissue"][:], attrs, unreadable)

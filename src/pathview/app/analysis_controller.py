@@ -13,19 +13,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QFileDialog, QInputDialog
+from PySide6.QtWidgets import QFileDialog
 
 from ..errors import MissingMppError, PathviewError
-from ..scan import find_scan_output
+from ..scan import AnalysisConfig, find_scan_output
 from ..viewport import Viewport, fit_viewport
+from ..wording import count
 from ..workspace import Workspace
 from .analysis_heatmap_panel import HeatmapPanel
 from .analysis_progress import AnalysisProgress
 from .analysis_regions_layer import RegionsLayer
 from .analysis_result import AnalysisResult, RegionItem, load_result
 from .analysis_reviews import RegionReviews
+from .analysis_staleness import staleness_note
 from .analysis_worker import AnalysisWorker
 from .heatmap_layer import HeatmapLayer
+from .pixel_size_dialog import PixelSizeDialog
 from .regions_panel import RegionsPanel
 from .scrolling import scrollable
 
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 
 MARGIN = 1.5  # a visited region fills two thirds of the view, with its surroundings around it
 MIN_FIELD_TILES = 5  # ... and a one-tile region still shows a field five tiles wide, not one tile blown up
+#: How the viewer's own runs encode and tile (the analysis' defaults); a loaded result made otherwise is marked.
+VIEWER_RUN = AnalysisConfig()
 
 
 class AnalysisController(QObject):
@@ -145,8 +150,9 @@ class AnalysisController(QObject):
             return
         self._show(result)
         s = result.summary
+        tiles = count(s.get("tiles", len(result.coords)), "tile")
         self.window.statusBar().showMessage(
-            f"Analysis loaded: {len(result.regions)} regions, {s.get('tiles', len(result.coords))} tiles "
+            f"Analysis loaded: {count(len(result.regions), 'region')}, {tiles} "
             f"({s.get('settings', {}).get('encoder', '?')}, {s.get('created', '')[:10]}) from {result.folder}", 10000)
 
     def _show(self, result: AnalysisResult | None) -> None:
@@ -160,7 +166,8 @@ class AnalysisController(QObject):
             self.regions_panel.set_regions(None, [], set(), set(), "No analysis for this slide yet: "
                                            "Analysis › Analyse slide (Ctrl+Shift+A).")
         else:
-            note = "" if result.regions else "The analysis found no region above the threshold."
+            found = "" if result.regions else "The analysis found no region above the threshold."
+            note = "\n".join(filter(None, [staleness_note(result.summary.get("settings", {}), VIEWER_RUN), found]))
             self.regions_panel.set_regions(self.view.slide if self.view else None, result.regions,
                                            reviews.dismissed if reviews else set(), self._accepted(), note)
             self._refresh_outlines()
@@ -189,7 +196,7 @@ class AnalysisController(QObject):
             return False
         user_mpp = slide_mpp or (slide.mpp if slide.info.mpp_source == "user" else None)
         out = self.workspace.analysis_dir(slide.quickhash)
-        self.worker.start(str(slide.path), slide.quickhash, out, slide_mpp=user_mpp)
+        self.worker.start(str(slide.path), slide.quickhash, out, slide_mpp=user_mpp, encoder=VIEWER_RUN.encoder)
         self.progress.begin(Path(slide.path).name)
         self.analyse_action.setEnabled(False)
         self.cancel_action.setEnabled(True)
@@ -222,19 +229,11 @@ class AnalysisController(QObject):
             return
         self.window.show_error("Analysis failed", message)
 
-    def ask_pixel_size(self) -> QInputDialog:
+    def ask_pixel_size(self) -> PixelSizeDialog:
         """Ask (without blocking) for the pixel size a slide does not record, then analyse with it."""
-        dialog = QInputDialog(self.window)
+        dialog = PixelSizeDialog(Path(self.view.slide.path).name, self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.setWindowTitle("Pixel size needed")
-        dialog.setLabelText(f"'{Path(self.view.slide.path).name}' records no pixel size, which the analysis "
-                            "needs to tile it at 0.5 µm/px.\nMicrometres per pixel at full resolution "
-                            "(0.25 for a 40x scan, 0.5 for 20x):")
-        dialog.setInputMode(QInputDialog.InputMode.DoubleInput)
-        dialog.setDoubleRange(0.05, 50.0)
-        dialog.setDoubleDecimals(4)
-        dialog.setDoubleValue(0.25)
-        dialog.doubleValueSelected.connect(lambda mpp: self.analyse(slide_mpp=mpp))
+        dialog.chosen.connect(lambda mpp: self.analyse(slide_mpp=mpp))
         dialog.open()
         return dialog
 
@@ -288,9 +287,9 @@ class AnalysisController(QObject):
         from ..findings import Annotation, AnnotationClass
 
         store = state.history.store
+        note = f"Found by the anomaly analysis: score {region.score:.2f} over {count(region.tiles, 'tile')}."
         ann = Annotation(region.geometry, kind="polygon", class_name=region.title,
-                         name=f"#{region.rank} {region.title}",
-                         note=f"Found by the anomaly analysis: score {region.score:.2f} over {region.tiles} tiles.",
+                         name=f"#{region.rank} {region.title}", note=note,
                          source="anomaly", extra={"pathview": {"kind": "anomaly-region", "class": region.cls,
                                                                "score": region.score, "region_id": region.id}})
         try:

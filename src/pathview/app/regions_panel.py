@@ -188,7 +188,7 @@ class RegionsPanel(QWidget):
         self.list.blockSignals(False)
         hidden = sum(1 for r in self.regions if r.id in self.dismissed)
         if self.regions:
-            self.header.setText(f"{len(self.regions)} regions, best first"
+            self.header.setText(f"{count(len(self.regions), 'region')}, best first"
                                 + (f" · {hidden} dismissed" if hidden else "") + "  ·  N / Shift+N: next / previous"
                                 + (f"\n{self._note}" if self._note else ""))
         elif self._note:
@@ -237,11 +237,11 @@ class RegionsPanel(QWidget):
 
     def step(self, delta: int) -> RegionItem | None:
         """Select the next (``delta`` 1) or previous (-1) region, wrapping around, and go to it."""
-        count = self.list.count()
-        if not count:
+        rows = self.list.count()
+        if not rows:
             return None
         row = self.list.currentRow()
-        row = (0 if delta > 0 else count - 1) if row < 0 else (row + delta) % count
+        row = (0 if delta > 0 else rows - 1) if row < 0 else (row + delta) % rows
         self.list.setCurrentRow(row)
         region = self.current()
         if region is not None:

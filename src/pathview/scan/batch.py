@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .. import __version__
+from ..analysis.analyze import unreadable_note
 from ..errors import PathviewError
 from .discover import ScanInputError, SlideSource, discover_slides, shard
 from .events import (
@@ -324,7 +325,8 @@ class _Scan:
             return
         values = summary_values(summary)
         values.setdefault("seconds", round(event.seconds, 2))
-        self._record(SlideRow(task.path, "ok", output=ident.key, quickhash=ident.quickhash, values=values))
+        self._record(SlideRow(task.path, "ok", output=ident.key, quickhash=ident.quickhash, values=values,
+                              note=unreadable_note(summary)))
 
     # -- records ------------------------------------------------------------------------------
     def _settings(self, ident: SlideIdentity) -> dict[str, object]:

@@ -47,7 +47,8 @@ class SlideRow:
 def summary_values(summary: dict[str, Any]) -> dict[str, Any]:
     """Return the table columns a slide's summary.json gives: area, tiles, scores, artifacts, timings."""
     out: dict[str, Any] = {}
-    for key in ("tissue_mm2", "tiles", "top_anomaly", "anomaly_fraction", "regions", "tiles_per_s"):
+    for key in ("tissue_mm2", "tiles", "unreadable_tiles", "top_anomaly", "anomaly_fraction", "regions",
+                "tiles_per_s"):
         if isinstance(summary.get(key), (int, float)):
             out[key] = _round(summary[key])
     settings = summary.get("settings") if isinstance(summary.get("settings"), dict) else {}

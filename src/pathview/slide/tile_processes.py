@@ -100,7 +100,7 @@ class ProcessTileReader:
     def __iter__(self) -> Iterator[TileBatch]:
         free = deque(range(self.shape[0]))
         submitted: deque[tuple[int, np.ndarray]] = deque()  # (slot, indices) in block order
-        ready: dict[int, BaseException | None] = {}
+        ready: dict[int, tuple[np.ndarray | None, BaseException | None]] = {}
         blocks = iter(self.blocks)
         consumed: int | None = None
         while True:
@@ -117,15 +117,15 @@ class ProcessTileReader:
                 return
             slot, indices = submitted[0]
             while slot not in ready:
-                ready.update(self._collect())
-            error = ready.pop(slot)
+                ready.update((s, (damaged, error)) for s, damaged, error in self._collect())
+            damaged, error = ready.pop(slot)
             submitted.popleft()
             if error is not None:
                 raise error
             consumed = slot
-            yield TileBatch(indices, self.slots[slot, :len(indices)])
+            yield TileBatch(indices, self.slots[slot, :len(indices)], damaged)
 
-    def _collect(self) -> list[tuple[int, BaseException | None]]:
+    def _collect(self) -> list[tuple[int, np.ndarray | None, BaseException | None]]:
         """Wait for results from any worker; a worker that died with work pending is an error."""
         busy = {w.results: w for w in self._workers if w.pending}
         got = []

@@ -5,6 +5,10 @@ Here tiles are grouped into blocks ("supertiles", as hs2p does); each block is r
 once from the pyramid level closest above the target resolution, resized once so that
 every tile lands on whole pixels, and sliced. OpenSlide releases the GIL while it
 decodes, so blocks read in parallel on threads.
+
+A block with damaged image data is read again tile by tile: the tiles that still fail
+come back black and flagged in ``TileBatch.damaged``, so one bad JPEG tile costs the
+tiles it covers, not the slide.
 """
 
 from __future__ import annotations
@@ -16,16 +20,19 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..errors import RegionReadError
 from .grid import TileGrid
 from .reader import Slide
 
 
 @dataclass(frozen=True)
 class TileBatch:
-    """Tiles read together: ``indices`` into the grid and ``pixels`` (n, size, size, 3) uint8."""
+    """Tiles read together: ``indices`` into the grid, ``pixels`` (n, size, size, 3) uint8 and, when
+    some could not be decoded, ``damaged`` (n,) bool (their pixels are black)."""
 
     indices: np.ndarray
     pixels: np.ndarray
+    damaged: np.ndarray | None = None
 
 
 def block_groups(grid: TileGrid, block_tiles: int) -> list[np.ndarray]:
@@ -41,11 +48,30 @@ def block_groups(grid: TileGrid, block_tiles: int) -> list[np.ndarray]:
 
 def read_block(slide: Slide, grid: TileGrid, indices: np.ndarray) -> TileBatch:
     """Read the tiles ``indices`` of ``grid`` with a single region read, resize and slice."""
-    return TileBatch(indices, read_block_at(slide, grid.coords[indices], grid.patch_size_level0, grid.patch_size))
+    return TileBatch(indices, *read_block_at(slide, grid.coords[indices], grid.patch_size_level0, grid.patch_size))
 
 
-def read_block_at(slide: Slide, coords: np.ndarray, ps0: int, size: int) -> np.ndarray:
-    """Return the tiles at level-0 ``coords`` (n, 2) of ``ps0`` px each as (n, size, size, 3) pixels, one read."""
+def read_block_at(slide: Slide, coords: np.ndarray, ps0: int, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return the tiles at level-0 ``coords`` (n, 2) of ``ps0`` px each as (n, size, size, 3) pixels, one
+    read, and the damaged-tile mask (None when every tile decoded)."""
+    try:
+        return _read_whole_block(slide, coords, ps0, size), None
+    except RegionReadError:
+        return _read_tile_by_tile(slide, coords, ps0, size)
+
+
+def _read_tile_by_tile(slide: Slide, coords: np.ndarray, ps0: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    pixels = np.zeros((len(coords), size, size, 3), np.uint8)
+    damaged = np.zeros(len(coords), bool)
+    for i, (x, y) in enumerate(coords.tolist()):
+        try:
+            pixels[i] = slide.read_scaled((x, y, ps0, ps0), (size, size))
+        except RegionReadError:
+            damaged[i] = True
+    return pixels, damaged
+
+
+def _read_whole_block(slide: Slide, coords: np.ndarray, ps0: int, size: int) -> np.ndarray:
     x0, y0 = coords.min(axis=0)
     x1, y1 = coords.max(axis=0) + ps0
     cols, rows = (x1 - x0) // ps0, (y1 - y0) // ps0

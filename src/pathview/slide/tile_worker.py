@@ -3,7 +3,8 @@
 Run as ``python -m pathview.slide.tile_worker TASK_FD RESULT_FD`` by
 :class:`~.tile_processes.ProcessTileReader`. The first message on the task pipe names
 the slide and the buffer; each later one is ``(slot, coords)``, answered on the result
-pipe with ``(slot, None)`` or ``(slot, error)``; ``None`` ends the process.
+pipe with ``(slot, damaged, None)`` (``damaged``: the mask of tiles that could not be
+decoded, or None) or ``(slot, None, error)``; ``None`` ends the process.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ def serve(tasks: Connection, results: Connection) -> None:
         while (task := tasks.recv()) is not None:
             slot, coords = task
             try:
-                pixels = read_block_at(slide, coords, init["ps0"], init["size"])
+                pixels, damaged = read_block_at(slide, coords, init["ps0"], init["size"])
                 slots[slot, :len(pixels)] = pixels
-                results.send((slot, None))
+                results.send((slot, damaged, None))
             except Exception as exc:  # noqa: BLE001 - raised again in the parent, where it is handled
-                results.send((slot, picklable(exc)))
+                results.send((slot, None, picklable(exc)))
 
 
 def picklable(exc: Exception) -> Exception:

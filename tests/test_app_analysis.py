@@ -323,6 +323,18 @@ def test_an_analysis_made_otherwise_is_shown_and_marked_for_a_rerun(window, anal
         "re-run (Ctrl+Shift+A) to update.")
 
 
+def test_an_analysis_that_left_out_damaged_tiles_says_so(window, analysed, marked_slide, tmp_path):
+    damaged = tmp_path / "scan" / analysed.name
+    shutil.copytree(analysed, damaged)
+    summary = json.loads((damaged / "summary.json").read_text())
+    summary.update(unreadable_tiles=2, unreadable_boxes=[[0, 0, 448, 448], [448, 0, 448, 448]])
+    (damaged / "summary.json").write_text(json.dumps(summary))
+    window.analysis.add_scan_dir(damaged.parent)
+    window.open_path(str(marked_slide))
+    assert window.analysis.regions_panel.header.text().endswith(
+        "\n2 tiles with damaged image data could not be read and were left out: look at the glass there.")
+
+
 def test_view_scan_dir_opens_the_slide_with_its_scan_outputs(qtbot, workspace, analysed, monkeypatch, marked_slide):
     from PySide6.QtWidgets import QApplication
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog
 
+from ..analysis.analyze import unreadable_note
 from ..errors import MissingMppError, PathviewError
 from ..scan import AnalysisConfig, find_scan_output
 from ..viewport import Viewport, fit_viewport
@@ -167,7 +168,9 @@ class AnalysisController(QObject):
                                            "Analysis › Analyse slide (Ctrl+Shift+A).")
         else:
             found = "" if result.regions else "The analysis found no region above the threshold."
-            note = "\n".join(filter(None, [staleness_note(result.summary.get("settings", {}), VIEWER_RUN), found]))
+            unreadable = unreadable_note(result.summary)
+            note = "\n".join(filter(None, [staleness_note(result.summary.get("settings", {}), VIEWER_RUN), found,
+                                            unreadable and f"{unreadable}: look at the glass there."]))
             self.regions_panel.set_regions(self.view.slide if self.view else None, result.regions,
                                            reviews.dismissed if reviews else set(), self._accepted(), note)
             self._refresh_outlines()

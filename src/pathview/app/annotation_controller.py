@@ -356,7 +356,7 @@ class AnnotationController(QObject):
         state.scene.reset(annotations)
         state.layer.invalidate()
         self._changed(state)
-        self.say(f"{len(annotations):,} annotations.")
+        self.say(f"{count(len(annotations), 'annotation')}.")
 
     def shutdown(self) -> None:
         if self._store is not None:

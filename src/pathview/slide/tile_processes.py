@@ -39,12 +39,12 @@ class TileReaderDied(RuntimeError):
 class _Worker:
     """One reader process and its two pipes: tasks in, results out."""
 
-    def __init__(self, index: int, init: dict) -> None:
+    def __init__(self, index: int, init: dict, buffer_fd: int) -> None:
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
         self.name = f"tile-reader-{index}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "pathview.slide.tile_worker", str(task_r), str(result_w)],
-                                     pass_fds=(task_r, result_w), stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([sys.executable, "-m", "pathview.slide.tile_worker", str(task_r), str(result_w),
+                                      str(buffer_fd)], pass_fds=(task_r, result_w, buffer_fd), stdin=subprocess.DEVNULL)
         os.close(task_r)
         os.close(result_w)
         self.tasks = Connection(task_w, readable=False)
@@ -87,12 +87,11 @@ class ProcessTileReader:
         self._file = _shared_file(int(np.prod(self.shape)))
         self._map = mmap.mmap(self._file.fileno(), int(np.prod(self.shape)))
         self.slots = np.frombuffer(self._map, dtype=np.uint8).reshape(self.shape)
-        init = {"slide": str(path), "buffer": self._file.name, "shape": self.shape,
-                "ps0": grid.patch_size_level0, "size": grid.patch_size}
+        init = {"slide": str(path), "shape": self.shape, "ps0": grid.patch_size_level0, "size": grid.patch_size}
         self._workers: list[_Worker] = []
         try:
             for i in range(nworkers):
-                self._workers.append(_Worker(i, init))
+                self._workers.append(_Worker(i, init, self._file.fileno()))
         except BaseException:
             self.close()
             raise
@@ -162,8 +161,9 @@ class ProcessTileReader:
 
 
 def _shared_file(size: int):
-    """Return an open, already unlinked-on-close temporary file of ``size`` bytes in memory-backed storage."""
+    """Return an open temporary file of ``size`` bytes in memory-backed storage, nameless from the start
+    (the workers inherit its descriptor), so no crash of any process can leave it behind."""
     folder = "/dev/shm" if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK) else None
-    f = tempfile.NamedTemporaryFile(prefix="pathview-tiles-", dir=folder)
+    f = tempfile.TemporaryFile(prefix="pathview-tiles-", dir=folder)
     f.truncate(size)
     return f

@@ -1,8 +1,8 @@
 """A tile reader process (see :mod:`.tile_processes`): reads blocks of tiles into a shared buffer.
 
-Run as ``python -m pathview.slide.tile_worker TASK_FD RESULT_FD`` by
+Run as ``python -m pathview.slide.tile_worker TASK_FD RESULT_FD BUFFER_FD`` by
 :class:`~.tile_processes.ProcessTileReader`. The first message on the task pipe names
-the slide and the buffer; each later one is ``(slot, coords)``, answered on the result
+the slide and the buffer's shape; each later one is ``(slot, coords)``, answered on the result
 pipe with ``(slot, damaged, None)`` (``damaged``: the mask of tiles that could not be
 decoded, or None) or ``(slot, None, error)``; ``None`` ends the process.
 """
@@ -20,11 +20,9 @@ from .reader import Slide
 from .tile_reader import read_block_at
 
 
-def serve(tasks: Connection, results: Connection) -> None:
+def serve(tasks: Connection, results: Connection, buffer_fd: int) -> None:
     init = tasks.recv()
-    size = int(np.prod(init["shape"]))
-    with open(init["buffer"], "r+b") as f:
-        buffer = mmap.mmap(f.fileno(), size)
+    buffer = mmap.mmap(buffer_fd, int(np.prod(init["shape"])))
     slots = np.frombuffer(buffer, dtype=np.uint8).reshape(init["shape"])
     with Slide(init["slide"]) as slide:
         while (task := tasks.recv()) is not None:
@@ -48,6 +46,7 @@ def picklable(exc: Exception) -> Exception:
 
 if __name__ == "__main__":
     try:
-        serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+        serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False),
+              int(sys.argv[3]))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):  # the parent went away or was interrupted
         pass

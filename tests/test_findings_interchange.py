@@ -76,6 +76,20 @@ def test_round_trip_through_asap_xml(path, store, slide, tmp_path):
     _assert_same(store.annotations("first"), store.annotations("second"))
 
 
+def test_asap_holes_go_out_as_an_exclusion_group_and_come_back(store, slide, tmp_path):
+    holed = shapely.Polygon([(0, 0), (100, 0), (100, 100), (0, 100)], [[(20, 20), (40, 20), (40, 40), (20, 40)]])
+    island = Annotation(shapely.box(25, 25, 35, 35), class_name="Stroma", name="island")  # inside the hole
+    store.add_many("first", [Annotation(holed, kind="rectangle", class_name="Tumor", name="holed"), island])
+    out = tmp_path / "out.xml"
+    assert export_annotations(store, _as(slide.info, "first"), "asap", out) == []  # nothing lost: no warning
+    assert out.read_text().count('PartOfGroup="_exclusion"') == 1
+    result = read_file(out)
+    assert [c.name for c in result.classes] == ["Stroma", "Tumor"]  # the exclusion group is no class
+    back, island_back = result.annotations
+    assert back.geometry.equals(holed) and back.kind == "rectangle"
+    assert island_back.geometry.equals(island.geometry)
+
+
 def test_qupath_details_survive_the_round_trip(store, slide, tmp_path):
     info = _as(slide.info, "first")
     holed = shapely.Polygon([(0, 0), (100, 0), (100, 100), (0, 100)], [[(20, 20), (40, 20), (40, 40), (20, 40)]])
@@ -205,9 +219,10 @@ def test_imagescope_classes_colours_and_pixel_size_check(store, slide):
     anns = store.annotations(slide.info.quickhash)
     assert all(a.geometry.is_valid for a in anns)
     # Layer 1 is named by its attribute "CaP"; layers 3 and 4 have none and keep their BGR line colours.
+    # Their regions are ImageScope Type 0 (freehand, hundreds of vertices): polygons, not rectangles (Type 1).
     assert [(a.class_name, a.color, a.kind) for a in anns] == [
-        ("CaP", None, "polygon"), ("CaP", None, "polygon"), (None, (255, 0, 0), "rectangle"),
-        (None, (0, 255, 255), "rectangle")]
+        ("CaP", None, "polygon"), ("CaP", None, "polygon"), (None, (255, 0, 0), "polygon"),
+        (None, (0, 255, 255), "polygon")]
     assert anns[0].measurements["ImageScope area µm²"] == pytest.approx(1844565.8)
     assert store.class_colors()["CaP"] == (0, 255, 0)  # LineColor 65280 is BGR green
 

@@ -2,7 +2,7 @@
 
 ``pathview import SLIDE FILE...`` adds QuPath GeoJSON / ASAP / ImageScope annotations to
 the slide's store (one transaction: a bad file changes nothing), ``pathview export SLIDE
---format geojson|asap|csv|pdf|html -o OUT`` writes them out, ``pathview annotations SLIDE``
+--format geojson|asap|imagescope|csv|pdf|html -o OUT`` writes them out, ``pathview annotations SLIDE``
 lists them. The store lives in the workspace (``--workspace DIR``), never beside the slide.
 """
 
@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from .wording import count
 
 WorkspaceOpt = Annotated[Optional[Path], typer.Option("--workspace", help="Workspace folder (default: the user one).")]
 SlideMppOpt = Annotated[Optional[float], typer.Option("--slide-mpp", help="Pixel size in µm for slides that record none.")]
@@ -46,20 +48,20 @@ def import_annotations(
         total = store.count(s.info.quickhash)
     _warn(report.warnings)
     for path, n in report.per_file:
-        typer.echo(f"{path.name}: {n} annotations")
-    typer.echo(f"imported {report.count} annotations; the slide now has {total} ({store.path})")
+        typer.echo(f"{path.name}: {count(n, 'annotation')}")
+    typer.echo(f"imported {count(report.count, 'annotation')}; the slide now has {total:,} ({store.path})")
 
 
 def export_annotations(
     slide: Annotated[Path, typer.Argument(help="Slide file or DICOM folder.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="geojson, asap, csv, pdf or html.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="geojson, asap, imagescope, csv, pdf or html.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write.")],
     workspace: WorkspaceOpt = None,
     slide_mpp: SlideMppOpt = None,
     include_identifiers: Annotated[bool, typer.Option(
         "--include-identifiers", help="Report: show the slide's file name and path (may identify the patient).")] = False,
 ) -> None:
-    """Export the slide's annotations (QuPath GeoJSON, ASAP XML, CSV) or a PDF/HTML report."""
+    """Export the slide's annotations (QuPath GeoJSON, ASAP XML, ImageScope XML, CSV) or a PDF/HTML report."""
     from .findings import FindingsStore
     from .findings.interchange import export_annotations as export
     from .slide import open_slide
@@ -68,7 +70,7 @@ def export_annotations(
         warnings = export(store, s, fmt.lower(), output, include_identifiers=include_identifiers)
         n = store.count(s.info.quickhash)
     _warn(warnings)
-    typer.echo(f"wrote {output} ({n} annotations, {fmt.lower()})")
+    typer.echo(f"wrote {output} ({count(n, 'annotation')}, {fmt.lower()})")
 
 
 def list_annotations(

@@ -16,6 +16,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QMessageBox, QToolBar
 
 from ..errors import PathviewError
+from ..wording import count
 from ..workspace import Workspace
 from .annotation_controller import AnnotationController
 from .class_editor import ClassEditor, class_icon
@@ -35,6 +36,7 @@ TOOLS = (
 EXPORTS = {
     "QuPath GeoJSON (*.geojson)": ("geojson", ".geojson"),
     "ASAP XML (*.xml)": ("asap", ".xml"),
+    "Aperio ImageScope XML (*.xml)": ("imagescope", ".xml"),
     "CSV measurements (*.csv)": ("csv", ".csv"),
     "PDF report (*.pdf)": ("pdf", ".pdf"),
     "HTML report (*.html)": ("html", ".html"),
@@ -196,20 +198,23 @@ class AnnotationMenu(QObject):
             self.import_files(paths)
 
     def import_files(self, paths: list[str]) -> _Job:
-        """Import annotation files into the slide in view, off the GUI thread (one transaction)."""
+        """Import annotation files into the slide in view, off the GUI thread (one transaction, one undo step)."""
         from ..findings.interchange import import_files
 
-        store, info = self.controller.store, self.controller.view.slide.info
-        job = self._job(lambda: import_files(store, info, paths), self._imported,
+        store, info, history = self.controller.store, self.controller.view.slide.info, self.controller.history
+        job = self._job(lambda: import_files(store, info, paths), lambda report: self._imported(report, history),
                         lambda msg: self.window.show_error("Import failed: nothing was added", msg))
-        self.window.statusBar().showMessage(f"Importing {len(paths)} file(s)…")
+        self.window.statusBar().showMessage(f"Importing {count(len(paths), 'file')}…")
         return job
 
-    def _imported(self, report) -> None:
-        self.window.statusBar().showMessage(f"Imported {report.count:,} annotations.", 8000)
+    def _imported(self, report, history) -> None:
+        imported = count(report.count, "annotation")
+        history.record_added(report.annotations, f"import of {imported}")
+        undo = " (Ctrl+Z undoes the import)" if report.annotations else ""
+        self.window.statusBar().showMessage(f"Imported {imported}{undo}.", 8000)
         if report.warnings:
             box = QMessageBox(QMessageBox.Icon.Warning, "Imported, with warnings",
-                              f"Imported {report.count:,} annotations.\n\n" + "\n".join(report.warnings[:20]),
+                              f"Imported {imported}.\n\n" + "\n".join(report.warnings[:20]),
                               QMessageBox.StandardButton.Ok, self.window)
             box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             box.open()

@@ -47,6 +47,12 @@ class History:
         self.store.add_many(self.quickhash, annotations)
         self._record(Step(label, added=tuple(annotations)))
 
+    def record_added(self, annotations: Sequence[Annotation], label: str = "import") -> None:
+        """Record annotations saved elsewhere (an import, stored in one transaction off the GUI thread)
+        as one step, so that undo removes them all and redo brings them back."""
+        if annotations:
+            self._record(Step(label, added=tuple(annotations)))
+
     def update(self, annotation: Annotation, label: str = "edit") -> Annotation:
         """Replace the stored annotation with the same id and record the step."""
         self.update_many([annotation], label)

@@ -2,8 +2,9 @@
 
 An import reads and checks every file before it stores anything, then stores all of
 them in one transaction: a bad file (or a crash) leaves the slide's annotations as
-they were. Warnings (repairs, outlines outside the slide, a file drawn at another
-pixel size) come back as lines for the CLI or the viewer to show.
+they were; the report lists what it stored, so the viewer can undo the import as one
+step. Warnings (repairs, outlines outside the slide, a file drawn at another pixel size)
+come back as lines for the CLI or the viewer to show.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from .csv_export import csv_bytes
 from .errors import AnnotationExportError, AnnotationImportError
 from .geojson import geojson_bytes, read_geojson
 from .geometry import gc_paused, outside_slide
-from .imagescope import read_imagescope
+from .imagescope import imagescope_bytes, read_imagescope
 from .imported import MAX_OBJECTS, ImportResult
-from .model import AnnotationClass
+from .model import Annotation, AnnotationClass
 from .output import atomic_write
 from .store import FindingsStore
 
@@ -30,16 +31,17 @@ IMPORTERS: dict[str, Callable[[Path], ImportResult]] = {
     "geojson": read_geojson, "asap": read_asap, "imagescope": read_imagescope,
 }
 #: Export formats the CLI offers (pdf and html are the report).
-EXPORT_FORMATS = ("geojson", "asap", "csv", "pdf", "html")
+EXPORT_FORMATS = ("geojson", "asap", "imagescope", "csv", "pdf", "html")
 
 
 @dataclass
 class ImportReport:
-    """What an import stored: the count, per file, and warnings to show."""
+    """What an import stored: the count, per file, the annotations themselves (for undo), and warnings to show."""
 
     count: int = 0
     per_file: list[tuple[Path, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    annotations: list[Annotation] = field(default_factory=list)
 
 
 def detect_format(path: str | Path) -> str:
@@ -97,6 +99,7 @@ def import_files(store: FindingsStore, info: SlideInfo, paths: Sequence[str | Pa
             report.warnings.append(f"{again} of {len(annotations)} annotations are already on this slide with the "
                                    "same class and shape: imported again (was this file imported before?)")
         report.count = store.add_many(info.quickhash, annotations)
+        report.annotations = annotations
     known = {c.name for c in store.classes()}
     for result in pending:
         named = {a.class_name for a in result.annotations if a.class_name} - known
@@ -136,6 +139,8 @@ def export_annotations(store: FindingsStore, slide, fmt: str, out: str | Path,
         data = geojson_bytes(annotations, colors, info.mpp, store.all_answers(info.quickhash))
     elif fmt == "asap":
         data, warnings = asap_bytes(annotations, colors)
+    elif fmt == "imagescope":
+        data, warnings = imagescope_bytes(annotations, colors, info.mpp)
     else:
         data = csv_bytes(annotations, info.mpp, info.mpp_source)
     atomic_write(out, data)

@@ -50,7 +50,7 @@ def test_every_shared_file_round_trips_through_imagescope_xml(path, store, slide
     out = tmp_path / "out.xml"
     warnings = export_annotations(store, _as(slide.info, "first"), "imagescope", out)
     assert warnings == ([] if path.name != "qupath-polyline.json" else
-                        ["1 open polylines written as rulers through all their vertices (ImageScope has no polyline): "
+                        ["open polylines written as rulers through all their vertices, as ImageScope has no polyline (1): "
                          "'polyline'"])
     import_files(store, _as(slide.info, "second"), [out])
     before, after = _sorted(store.annotations("first")), _sorted(store.annotations("second"))
@@ -120,7 +120,7 @@ def test_negative_regions_are_cut_from_the_outline_of_their_layer_they_lie_in(tm
     assert tumour.geometry.equals(shapely.box(0, 0, 100, 100).difference(shapely.box(20, 20, 60, 60)))
     assert tumour.kind == "polygon" and island.geometry.equals(shapely.box(30, 30, 40, 40))
     assert stroma.geometry.equals(shapely.box(0, 0, 100, 100)) and stroma.kind == "rectangle"
-    assert result.warnings == ["1 negative regions inside no outline of their layer skipped: layer 1 region 4"]
+    assert result.warnings == ["negative regions inside no outline of their layer skipped (1): layer 1 region 4"]
 
 
 def test_the_cli_exports_imagescope(tmp_path, slide):

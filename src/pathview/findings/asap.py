@@ -212,7 +212,7 @@ def _parts(ann: Annotation, issues: dict[str, list[str]], label: str) -> list[tu
     if t == "LineString" and len(geom.coords) == 2:
         return [("Measurement", list(geom.coords), [])]
     if t in ("LineString", "MultiLineString"):
-        issues.setdefault("open polylines written as point sets (ASAP has no polyline)", []).append(label)
+        issues.setdefault("open polylines written as point sets, as ASAP has no polyline", []).append(label)
         lines = geom.geoms if t == "MultiLineString" else [geom]
         return [("PointSet", [c for line in lines for c in line.coords], [])]
     polygons = geom.geoms if t == "MultiPolygon" else [geom]

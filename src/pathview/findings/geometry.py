@@ -76,10 +76,13 @@ def kind_for(geometry: BaseGeometry, is_ellipse: bool = False, hint: str | None 
 
 
 def summarise(what: str, labels: Sequence[str], show: int = 5) -> str:
-    """Return one warning line for many objects: 'what: a, b, c (and 12 more)'."""
+    """Return one warning line for many objects: 'what (15): a, b, c, d, e and 10 more'.
+
+    The count stands apart from ``what`` so one phrase reads right for one object and for many.
+    """
     shown = ", ".join(labels[:show])
-    more = f" (and {len(labels) - show} more)" if len(labels) > show else ""
-    return f"{len(labels)} {what}: {shown}{more}"
+    more = f" and {len(labels) - show} more" if len(labels) > show else ""
+    return f"{what} ({len(labels)}): {shown}{more}"
 
 
 def outside_slide(geoms: Sequence[BaseGeometry], dimensions: tuple[int, int]) -> list[int]:

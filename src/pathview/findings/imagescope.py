@@ -196,7 +196,7 @@ def imagescope_bytes(annotations: list[Annotation], class_colors: dict[str, RGB]
         for ann in anns:
             label = f"'{ann.name}'" if ann.name else ann.id[:8]
             if class_name and ann.color not in (None, class_colors.get(class_name)):
-                issues.setdefault("own colours left out (an ImageScope layer has one colour: its class's)",
+                issues.setdefault("own colours left out, as an ImageScope layer has one colour: its class's",
                                   []).append(label)
             attributes = {_NOTE: ann.note, _PART_OF: ann.id if ann.geometry.geom_type.startswith("Multi") else ""}
             for region_type, coords, negative in _regions(ann, issues, label):
@@ -229,8 +229,8 @@ def _regions(ann: Annotation, issues: dict[str, list[str]], label: str) -> list[
         return [("5", list(p.coords), False) for p in parts]
     if geom.geom_type in ("LineString", "MultiLineString"):
         if any(len(line.coords) > 2 for line in parts):
-            issues.setdefault("open polylines written as rulers through all their vertices (ImageScope has no "
-                              "polyline)", []).append(label)
+            issues.setdefault("open polylines written as rulers through all their vertices, as ImageScope has no "
+                              "polyline", []).append(label)
         return [("4", list(line.coords), False) for line in parts]
     out = []
     for polygon in parts:

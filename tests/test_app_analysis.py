@@ -10,23 +10,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import CMU_SVS, TCGA_NO_MPP
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
 from shapely.geometry import box
 
 from pathview.analysis import inject
 from pathview.analysis.analyze import ANALYSIS_VERSION, analyze_slide
-from pathview.app.analysis_controller import VIEWER_RUN
+from pathview.analysis.reference import build_bank
 from pathview.app.analysis_result import LAYERS, RegionItem, load_result
+from pathview.app.analysis_settings import AnalysisSettingsDialog, load_run
 from pathview.app.analysis_staleness import staleness_note
 from pathview.app.main_window import MainWindow
 from pathview.app.pixel_size_dialog import PixelSizeDialog
 from pathview.app.qimage import from_qimage
 from pathview.app.regions_panel import RegionsPanel
 from pathview.findings import FindingsStore
-from pathview.scan import output_name
+from pathview.scan import AnalysisConfig, output_name
 from pathview.slide import open_slide
 from pathview.slide.writer import write_image_svs
+from pathview.wording import count
 from pathview.workspace import Workspace
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -55,10 +57,24 @@ def analysed(tmp_path_factory, marked_slide):
 
 
 @pytest.fixture
-def workspace(tmp_path, monkeypatch):
+def workspace(tmp_path, monkeypatch, user_settings):
     monkeypatch.setenv("PATHVIEW_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # recent files go to a scratch config
     return Workspace.at(tmp_path / "ws")
+
+
+@pytest.fixture
+def user_settings(tmp_path, monkeypatch):
+    """A fresh scratch folder for the viewer's QSettings (recent files, analysis settings), never the user's own.
+
+    Qt reads $XDG_CONFIG_HOME once per process (set here in case this is the first read), so each
+    test's folder is set with ``QSettings.setPath``, then the earlier one is put back.
+    """
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    fmt, scope = QSettings.Format.NativeFormat, QSettings.Scope.UserScope
+    before = Path(QSettings(fmt, scope, "pathview", "pathview").fileName()).parent.parent
+    QSettings.setPath(fmt, scope, str(tmp_path / "config"))
+    yield tmp_path / "config"
+    QSettings.setPath(fmt, scope, str(before))
 
 
 def make_window(qtbot) -> MainWindow:
@@ -311,7 +327,7 @@ def test_an_analysis_made_otherwise_is_shown_and_marked_for_a_rerun(window, anal
     older = tmp_path / "scan" / analysed.name
     shutil.copytree(analysed, older)
     summary = json.loads((older / "summary.json").read_text())
-    assert staleness_note(summary["settings"], VIEWER_RUN) == ""  # what the viewer runs now reads as current
+    assert staleness_note(summary["settings"], window.analysis.run) == ""  # what the viewer runs now reads as current
     summary["settings"].update(analysis_version=ANALYSIS_VERSION - 1, encoder="uni")
     (older / "summary.json").write_text(json.dumps(summary))
     ctl = window.analysis
@@ -321,6 +337,140 @@ def test_an_analysis_made_otherwise_is_shown_and_marked_for_a_rerun(window, anal
     assert ctl.regions_panel.header.text().endswith(
         "\nMade with an earlier version of the analysis; encoder 'uni', not 'pathview-he': "
         "re-run (Ctrl+Shift+A) to update.")
+
+
+def test_a_run_uses_the_chosen_tile_size_and_the_choice_is_kept_for_the_next_session(
+        qtbot, workspace, analysed, marked_slide):
+    win = make_window(qtbot)
+    ctl = win.analysis
+    ctl.add_scan_dir(analysed.parent)
+    view = win.open_path(str(marked_slide))
+    assert ctl.result.folder == analysed and "Made with" not in ctl.regions_panel.header.text()
+    ctl.settings_action.trigger()
+    dialog = win.findChild(AnalysisSettingsDialog)
+    assert dialog.isVisible() and dialog.run() == AnalysisConfig()  # the defaults before anything is chosen
+    dialog.tile_mpp.clear()
+    qtbot.keyClicks(dialog.tile_mpp, "1")
+    qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    assert ctl.run == AnalysisConfig(tile_mpp=1.0)
+    # The shown analysis was tiled at 0.5 µm/px: it is now marked, as the chosen settings would make it otherwise.
+    assert ctl.regions_panel.header.text().endswith(
+        "\nMade with tiles at 0.5 µm/px, not 1: re-run (Ctrl+Shift+A) to update.")
+
+    out = workspace.analysis_dir(view.slide.quickhash)
+    ctl.analyse_action.trigger()
+    qtbot.waitUntil(lambda: not ctl.worker.busy and ctl.result is not None and ctl.result.folder == out,
+                    timeout=90000)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["tile_mpp"] == 1.0 and summary["settings"]["encoder"] == "pathview-he"
+    assert summary["tiles"] < load_result(analysed).summary["tiles"]  # coarser tiles: fewer of them
+    assert "Made with" not in ctl.regions_panel.header.text()
+    win.close()
+
+    again = make_window(qtbot)  # a new session of the viewer runs what was chosen
+    assert again.analysis.run == AnalysisConfig(tile_mpp=1.0)
+    again.close()
+
+
+def test_stored_settings_that_make_no_sense_fall_back_to_the_defaults(user_settings):
+    settings = QSettings("pathview", "pathview")
+    settings.setValue("analysis/tile_mpp", "O.5")  # a hand-edited file: letter O for a zero
+    settings.setValue("analysis/device", "cuda:1")
+    assert load_run(settings) == AnalysisConfig(device="cuda:1")
+    settings.setValue("analysis/tile_mpp", "900")
+    assert load_run(settings).tile_mpp == 0.5
+    settings.setValue("analysis/tile_mpp", "2")
+    assert load_run(settings).tile_mpp == 2.0
+
+
+def test_the_settings_list_every_encoder_and_only_installed_ones_can_be_chosen(qtbot, tmp_path, monkeypatch, capsys):
+    from pathview.cli import main
+
+    models = tmp_path / "models"
+    (models / "uni").mkdir(parents=True)
+    (models / "uni" / "pytorch_model.bin").write_bytes(b"")  # found where `pathview models` looks: installed
+    monkeypatch.setenv("PATHVIEW_MODELS", str(models))
+    assert main(["models", "--json"]) == 0
+    cli = {r["name"]: r["installed"] for r in json.loads(capsys.readouterr().out) if "embed_dim" in r}
+
+    dialog = AnalysisSettingsDialog(AnalysisConfig(), gpus=None)
+    qtbot.addWidget(dialog)
+    listed = dialog.installed_encoders()
+    assert listed == cli and listed["pathview-he"] and listed["uni"] and not all(listed.values())
+    missing = next(i for i in range(dialog.encoder.count()) if not listed[dialog.encoder.itemData(i)])
+    assert dialog.encoder.itemText(missing).endswith(" (not installed)")
+    dialog.show()
+    qtbot.keyClick(dialog.encoder, Qt.Key.Key_Down)  # the arrow passes over the ones not installed
+    assert dialog.encoder.currentData() == "uni"
+    assert dialog.run().encoder == "uni"
+
+
+def devices(dialog: AnalysisSettingsDialog) -> list[str]:
+    return [dialog.device.itemText(i) for i in range(dialog.device.count())]
+
+
+def test_the_device_list_offers_the_gpus_torch_sees_once_it_is_known(qtbot, window):
+    import torch
+
+    dialog = AnalysisSettingsDialog(AnalysisConfig(device="cuda:1"), gpus=None)
+    qtbot.addWidget(dialog)
+    assert devices(dialog) == ["auto", "cpu", "cuda:1"] and dialog.gpu_note.text() == "looking for GPUs…"
+    dialog.set_gpus(2)
+    assert devices(dialog) == ["auto", "cpu", "cuda:0", "cuda:1"] and dialog.device.currentText() == "cuda:1"
+    assert dialog.gpu_note.text() == "torch sees 2 GPUs"
+
+    ctl = window.analysis  # the viewer asks a child Python (importing torch takes seconds), once
+    shown = ctl.open_settings()
+    assert devices(shown)[:2] == ["auto", "cpu"]
+    qtbot.waitUntil(lambda: ctl.gpu_probe.count is not None, timeout=60000)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert ctl.gpu_probe.count == gpus
+    assert devices(shown) == ["auto", "cpu", *(f"cuda:{i}" for i in range(gpus))]
+    assert shown.gpu_note.text() == f"torch sees {count(gpus, 'GPU')}"
+    shown.reject()
+    assert ctl.open_settings().gpu_note.text() == f"torch sees {count(gpus, 'GPU')}"  # known at once the second time
+
+
+def test_a_reference_bank_is_checked_when_chosen_and_a_wrong_file_is_refused(qtbot, tmp_path):
+    import h5py
+
+    dialog = AnalysisSettingsDialog(AnalysisConfig(), gpus=0)
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    rng = np.random.default_rng(0)
+    bank = build_bank([rng.normal(size=(20, 8)), rng.normal(size=(20, 8))], "pathview-he", tmp_path / "normal.h5")
+    assert dialog.choose_reference(str(bank.path)) and dialog.problem.text() == ""
+    assert dialog.run().reference == str(bank.path) and dialog.reference_label.text() == "normal.h5"
+
+    notes = tmp_path / "notes.h5"
+    notes.write_text("not hdf5")
+    tiles = tmp_path / "tiles.h5"
+    with h5py.File(tiles, "w") as f:
+        f["features"] = np.zeros((2, 8))
+    for wrong in (notes, tiles, tmp_path):
+        assert not dialog.choose_reference(str(wrong))
+        assert dialog.problem.text() == \
+            f"'{wrong.name}' is not a pathview reference bank (make one with `pathview reference build`)"
+        assert dialog.run().reference == str(bank.path)  # the bank chosen before is kept
+    assert not dialog.choose_reference(str(tmp_path / "gone.h5"))
+    assert dialog.problem.text() == f"reference bank '{tmp_path / 'gone.h5'}' not found"
+
+    other = build_bank([rng.normal(size=(20, 8)), rng.normal(size=(20, 8))], "uni", tmp_path / "uni-normal.h5")
+    assert dialog.choose_reference(str(other.path))  # a bank, but of another encoder's features
+    assert dialog.problem.text() == ("reference bank 'uni-normal.h5' was built with encoder 'uni', not "
+                                     "'pathview-he': choose that encoder, another bank or none")
+    assert not ok.isEnabled()
+    assert dialog.choose_reference(None) and ok.isEnabled() and dialog.run().reference is None
+
+
+def test_the_staleness_note_follows_the_chosen_reference_bank():
+    made = {"analysis_version": ANALYSIS_VERSION, "encoder": "pathview-he", "tile_mpp": 0.5,
+            "reference": "normal.h5:40:0123456789abcdef"}
+    assert staleness_note(made, AnalysisConfig(reference="/banks/normal.h5")) == ""
+    assert staleness_note(made, AnalysisConfig()) == \
+        "Made with reference bank 'normal.h5', not none: re-run (Ctrl+Shift+A) to update."
+    assert staleness_note({**made, "reference": None}, AnalysisConfig(reference="/banks/colon.h5")) == \
+        "Made with no reference bank, not 'colon.h5': re-run (Ctrl+Shift+A) to update."
 
 
 def test_an_analysis_that_left_out_damaged_tiles_says_so(window, analysed, marked_slide, tmp_path):

@@ -4,6 +4,8 @@ Wires the core's analysis to the main window: the Analysis menu and toolbar butt
 the status-bar progress, the "Heatmap" and "Regions" docks, and the overlay layers of
 the slide view. When a slide opens, its finished analysis (in the workspace or in a
 scan output folder given with ``--scan-dir``) is shown at once; nothing is recomputed.
+Runs use the encoder, device, tile size and reference bank chosen in Analysis ›
+Analysis settings (kept between sessions), and a shown analysis made otherwise is marked.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .analysis_heatmap_panel import HeatmapPanel
 from .analysis_progress import AnalysisProgress
 from .analysis_regions_layer import RegionsLayer
 from .analysis_result import AnalysisResult, RegionItem, load_result
+from .analysis_settings import AnalysisSettingsDialog, GpuProbe, load_run, save_run
 from .analysis_reviews import RegionReviews
 from .analysis_staleness import staleness_note
 from .analysis_worker import AnalysisWorker
@@ -39,8 +42,6 @@ if TYPE_CHECKING:
 
 MARGIN = 1.5  # a visited region fills two thirds of the view, with its surroundings around it
 MIN_FIELD_TILES = 5  # ... and a one-tile region still shows a field five tiles wide, not one tile blown up
-#: How the viewer's own runs encode and tile (the analysis' defaults); a loaded result made otherwise is marked.
-VIEWER_RUN = AnalysisConfig()
 
 
 class AnalysisController(QObject):
@@ -54,6 +55,9 @@ class AnalysisController(QObject):
         self.view: SlideView | None = None
         self.result: AnalysisResult | None = None
         self.reviews: RegionReviews | None = None
+        #: How this viewer's runs encode and tile; a loaded result made otherwise is marked.
+        self.run: AnalysisConfig = load_run(window.settings)
+        self.gpu_probe = GpuProbe(self)
         self.heatmap = HeatmapLayer((1, 1))
         self.regions_layer = RegionsLayer()
         self.worker = AnalysisWorker(self)
@@ -90,6 +94,8 @@ class AnalysisController(QObject):
         self.analyse_action.setToolTip("Score every tile for outliers and artifacts, in the background")
         self.cancel_action = w._action(menu, "&Cancel analysis", self.progress.cancel)
         self.cancel_action.setEnabled(False)
+        self.settings_action = w._action(menu, "Analysis se&ttings…", self.open_settings)
+        self.settings_action.setToolTip("Encoder, device, tile size and reference bank of the next analyses")
         menu.addSeparator()
         self.heatmap_action = w._action(menu, "Show &heatmap", self.show_heatmap, "H")
         self.heatmap_action.setCheckable(True)
@@ -169,7 +175,7 @@ class AnalysisController(QObject):
         else:
             found = "" if result.regions else "The analysis found no region above the threshold."
             unreadable = unreadable_note(result.summary)
-            note = "\n".join(filter(None, [staleness_note(result.summary.get("settings", {}), VIEWER_RUN), found,
+            note = "\n".join(filter(None, [staleness_note(result.summary.get("settings", {}), self.run), found,
                                             unreadable and f"{unreadable}: look at the glass there."]))
             self.regions_panel.set_regions(self.view.slide if self.view else None, result.regions,
                                            reviews.dismissed if reviews else set(), self._accepted(), note)
@@ -199,7 +205,9 @@ class AnalysisController(QObject):
             return False
         user_mpp = slide_mpp or (slide.mpp if slide.info.mpp_source == "user" else None)
         out = self.workspace.analysis_dir(slide.quickhash)
-        self.worker.start(str(slide.path), slide.quickhash, out, slide_mpp=user_mpp, encoder=VIEWER_RUN.encoder)
+        run = self.run
+        self.worker.start(str(slide.path), slide.quickhash, out, slide_mpp=user_mpp, encoder=run.encoder,
+                          device=run.device, tile_mpp=run.tile_mpp, reference=run.reference)
         self.progress.begin(Path(slide.path).name)
         self.analyse_action.setEnabled(False)
         self.cancel_action.setEnabled(True)
@@ -239,6 +247,26 @@ class AnalysisController(QObject):
         dialog.chosen.connect(lambda mpp: self.analyse(slide_mpp=mpp))
         dialog.open()
         return dialog
+
+    def open_settings(self) -> AnalysisSettingsDialog:
+        """Show the analysis settings (without blocking); accepted ones are kept and used from the next run on."""
+        self.gpu_probe.start()
+        dialog = AnalysisSettingsDialog(self.run, self.gpu_probe.count, self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.gpu_probe.counted.connect(dialog.set_gpus)
+        dialog.chosen.connect(self.set_run)
+        dialog.open()
+        return dialog
+
+    def set_run(self, run: AnalysisConfig) -> None:
+        """Use ``run`` for the next analyses and remember it; the shown analysis is marked if made otherwise."""
+        self.run = run
+        save_run(self.window.settings, run)
+        if self.result is not None:
+            self._show(self.result)
+        bank = f", reference bank {Path(run.reference).name}" if run.reference else ""
+        self.window.statusBar().showMessage(f"Next analyses: {run.encoder} on {run.device}, tiles at "
+                                            f"{run.tile_mpp:g} µm/px{bank}", 8000)
 
     def _on_cancelled(self, message: str) -> None:
         self._idle()
@@ -340,4 +368,5 @@ class AnalysisController(QObject):
     def shutdown(self) -> None:
         """Stop the background work (window closing); an unfinished analysis leaves no summary.json."""
         self.worker.shutdown()
+        self.gpu_probe.stop()
         self.regions_panel.shutdown()

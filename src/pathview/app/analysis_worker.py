@@ -41,14 +41,19 @@ class AnalysisWorker(QObject):
         return self._running
 
     def start(self, slide_path: str, quickhash: str, out_dir: Path, *, slide_mpp: float | None = None,
-              encoder: str = "pathview-he", device: str = "auto") -> bool:
-        """Start analysing ``slide_path`` into ``out_dir``; False when one is already running."""
+              encoder: str = "pathview-he", device: str = "auto", tile_mpp: float = 0.5,
+              reference: str | None = None) -> bool:
+        """Start analysing ``slide_path`` into ``out_dir``; False when one is already running.
+
+        ``reference``: a reference bank file (None: tiles are compared within the slide).
+        """
         if self.busy:
             return False
         self._stop = stop = threading.Event()
         self._running = True
         self.quickhash = quickhash
-        options = {"encoder": encoder, "device": device, "slide_mpp": slide_mpp}
+        options = {"encoder": encoder, "device": device, "slide_mpp": slide_mpp, "tile_mpp": tile_mpp,
+                   "reference": reference}
         # Everything multiprocessing happens on the relay thread: the first start launches the fork
         # server (which imports torch) and the resource tracker, seconds the window must not wait.
         self._relay = threading.Thread(target=self._run, name="analysis-relay", daemon=True,

@@ -1,7 +1,8 @@
 """Anomaly evaluation: real tissue with artifacts and foreign tissue injected at known tiles.
 
 Builds two test slides from the real tissue in ../shared/data (CMU-1-Small-Region
-mirrored into a 2 x 2 mosaic, and the TCGA frozen section), paints pen strokes, blur,
+mirrored into a 2 x 2 mosaic, and the TCGA frozen section), paints pen strokes (across
+the tissue edge, and blue and black ones wholly over tissue: "pen-tissue"), blur,
 folds, air bubbles, debris, over- and under-exposure, and patches of the *other*
 slide's tissue at random tissue places (pathview.analysis.inject), writes each as a
 pyramidal SVS, runs ``analyze_slide`` with the default encoder on the CPU and prints:
@@ -41,6 +42,12 @@ TILE = 224  # level-0 px of one tile: the test slides are written at 0.5 µm/px
 PLAN = {"pen": (3, 1), "blur": (2, 2), "fold": (2, 2), "bubble": (2, 2), "debris": (1, 1),
         "overexposure": (2, 2), "underexposure": (2, 2), "foreign": (3, 3)}
 PER_SLIDE = 2
+#: Pen strokes wholly over solid tissue (blue, then black: the inks nearest haematoxylin and dark stain),
+#: placed after PLAN with their own random stream, so the PLAN injections of a seed stay the same.
+OVER_TISSUE = {"pen-tissue": (3, 1)}
+OVER_TISSUE_INKS = ("blue", "black")
+KINDS = {**PLAN, **OVER_TISSUE}
+EXPECTED = {**EXPECTED_CLASS, "pen-tissue": "pen"}
 #: Debris is scattered particles: a tile counts as injected from a smaller covered share.
 MIN_COVER = {"debris": 0.05}
 
@@ -59,12 +66,12 @@ def stained_cells(img: np.ndarray) -> np.ndarray:
     return cells.mean((1, 3))
 
 
-def place(rng: np.random.Generator, stained: np.ndarray) -> list[tuple[str, tuple[int, int, int, int]]]:
-    """Return non-overlapping (kind, box) injections on tissue, largest first."""
-    free = stained >= 0.6
-    taken = np.zeros_like(free)
+def place(rng: np.random.Generator, stained: np.ndarray, plan: dict[str, tuple[int, int]],
+          taken: np.ndarray) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """Return (kind, box) injections on tissue, largest first, clear of ``taken`` cells (which it marks)."""
+    free = (stained >= 0.6) & ~taken
     placed = []
-    for kind, (cw, ch) in sorted(PLAN.items(), key=lambda kv: -kv[1][0] * kv[1][1]):
+    for kind, (cw, ch) in sorted(plan.items(), key=lambda kv: -kv[1][0] * kv[1][1]):
         for _ in range(PER_SLIDE):
             # Pen marks are drawn beside the tissue and cross its edge; the rest lies on tissue.
             ok = (lambda r, c: free[r, c:c + cw].any() and (stained[r, c:c + cw] < 0.3).any()
@@ -90,10 +97,15 @@ def build_case(base: np.ndarray, source: np.ndarray, seed: int, path: Path) -> l
     rng = np.random.default_rng(seed)
     img = base.copy()
     truth = []
+    stained = stained_cells(base)
+    taken = np.zeros(stained.shape, bool)
     inks = iter(["green", "blue", "black", "green"])
-    for kind, box in place(rng, stained_cells(base)):
+    for kind, box in place(rng, stained, PLAN, taken):
         extra = {"source": source} if kind == "foreign" else {"ink": next(inks)} if kind == "pen" else {}
         truth.append((kind, PAINTERS[kind](img, box, rng, **extra)))
+    rng = np.random.default_rng([seed, 1])
+    for (kind, box), ink in zip(place(rng, stained, OVER_TISSUE, taken), OVER_TISSUE_INKS * PER_SLIDE):
+        truth.append((kind, PAINTERS["pen"](img, box, rng, ink=ink)))
     write_slide(img, path)
     return truth
 
@@ -113,25 +125,25 @@ def evaluate(out: Path, truth: list[tuple[str, np.ndarray]], min_cover: float) -
         coords, size = f["coords"][:], int(f.attrs["patch_size_level0"])
         scores = {"outlier": f["anomaly"][:], **{k[3:]: f[k][:] for k in f.attrs["qc_classes"]}}
         region = f["region"][:]
-    cover = {k: np.zeros(len(coords)) for k in PLAN}
+    cover = {k: np.zeros(len(coords)) for k in KINDS}
     for kind, mask in truth:
         cover[kind] = np.maximum(cover[kind], tile_coverage(mask, coords, size))
     total = np.max(np.stack(list(cover.values())), 0)
     clean = total == 0
     combined = np.max(np.stack(list(scores.values())), 0)
     per_kind = {}
-    for kind in PLAN:
+    for kind in KINDS:
         pos = cover[kind] >= MIN_COVER.get(kind, min_cover)
-        per_kind[kind] = {"auroc": auroc(scores[EXPECTED_CLASS[kind]][pos], scores[EXPECTED_CLASS[kind]][clean]),
+        per_kind[kind] = {"auroc": auroc(scores[EXPECTED[kind]][pos], scores[EXPECTED[kind]][clean]),
                           "tiles": int(pos.sum())}
-    injected = np.max(np.stack([cover[k] >= MIN_COVER.get(k, min_cover) for k in PLAN]), 0)
+    injected = np.max(np.stack([cover[k] >= MIN_COVER.get(k, min_cover) for k in KINDS]), 0)
     regions = []
     summary = json.loads((out / "summary.json").read_text())
     for r in summary["top_regions"][:10]:
         tiles = region == r["rank"]
-        kinds = [k for k in PLAN if (cover[k][tiles] > 0).any()]
+        kinds = [k for k in KINDS if (cover[k][tiles] > 0).any()]
         regions.append({"class": r["class"], "hit": bool(kinds),
-                        "class_right": any(EXPECTED_CLASS[k] == r["class"] for k in kinds)})
+                        "class_right": any(EXPECTED[k] == r["class"] for k in kinds)})
     return {"per_kind": per_kind, "overall": auroc(combined[injected], combined[clean]),
             "clean_tiles": int(clean.sum()), "injected_tiles": int(injected.sum()),
             "clean_flagged": float((combined[clean] >= 0.5).mean()), "regions": regions,
@@ -186,7 +198,7 @@ def main() -> None:
 
 
 def report(results: list[dict], as_json: bool) -> None:
-    kinds = list(PLAN)
+    kinds = list(KINDS)
     mean = {k: float(np.nanmean([r["per_kind"][k]["auroc"] for r in results])) for k in kinds}
     overall = float(np.mean([r["overall"] for r in results]))
     top = [g for r in results for g in r["regions"]]
@@ -196,11 +208,11 @@ def report(results: list[dict], as_json: bool) -> None:
     if as_json:
         print(json.dumps({"results": results, "mean_auroc": mean, "overall_auroc": overall}, indent=2))
         return
-    print(f"{'case':<22s}" + "".join(f"{k[:9]:>10s}" for k in kinds) + f"{'overall':>10s}{'clean>=.5':>10s}")
+    print(f"{'case':<22s}" + "".join(f"{k[:10]:>11s}" for k in kinds) + f"{'overall':>10s}{'clean>=.5':>10s}")
     for r in results:
-        print(f"{r['case']:<22s}" + "".join(f"{r['per_kind'][k]['auroc']:10.3f}" for k in kinds)
+        print(f"{r['case']:<22s}" + "".join(f"{r['per_kind'][k]['auroc']:11.3f}" for k in kinds)
               + f"{r['overall']:10.3f}{r['clean_flagged']:10.3f}")
-    print(f"{'mean':<22s}" + "".join(f"{mean[k]:10.3f}" for k in kinds) + f"{overall:10.3f}")
+    print(f"{'mean':<22s}" + "".join(f"{mean[k]:11.3f}" for k in kinds) + f"{overall:10.3f}")
     print(f"positive tiles per case: " + ", ".join(
         f"{k} {int(np.mean([r['per_kind'][k]['tiles'] for r in results]))}" for k in kinds)
           + f"; clean {int(np.mean([r['clean_tiles'] for r in results]))}")

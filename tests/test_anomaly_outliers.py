@@ -15,17 +15,23 @@ from pathview.slide.tile_reader import iter_tiles
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def embed(path, mpp=None):
-    """Return (features, coords, patch_size_level0) of a real slide's tissue tiles."""
+def embed_grid(path, mpp=None, min_tissue=0.5):
+    """Return the features of a real slide's tissue tiles and their grid (coords, tissue shares)."""
     from pathview.analysis.runner import embed_tiles
     from pathview.encoders import load_encoder
 
     enc = load_encoder("pathview-he")
     with open_slide(path, mpp=mpp) as s:
-        grid = tile_grid(s, mpp=0.5, size=224, min_tissue=0.5)
+        grid = tile_grid(s, mpp=0.5, size=224, min_tissue=min_tissue)
         feats = np.zeros((len(grid), enc.embed_dim), np.float32)
         for batch in iter_tiles(s, grid, workers=2):
             feats[batch.indices] = embed_tiles(enc, batch.pixels)
+    return feats, grid
+
+
+def embed(path, mpp=None):
+    """Return (features, coords, patch_size_level0) of a real slide's mostly-tissue tiles."""
+    feats, grid = embed_grid(path, mpp)
     return feats, grid.coords, grid.patch_size_level0
 
 
@@ -74,6 +80,26 @@ def test_clean_real_slides_have_few_outliers(tcga, cmu):
     for feats, coords, size in (tcga, cmu):
         scores = outlier_scores(feats, coords=coords, patch_size_level0=size)
         assert np.median(scores) < 0.1 and np.mean(scores >= 0.5) <= 0.1
+
+
+def test_tissue_edges_are_judged_against_the_slides_other_edges():
+    """The frozen section read as 20x: its edge tiles (partly glass) are few beside its solid ones.
+
+    Without their tissue share the model of normal trims them away and calls edges abnormal;
+    with it, an edge tile is an outlier only when unlike the slide's other edges, and solid
+    tiles are judged exactly as before.
+    """
+    feats, grid = embed_grid(TCGA_NO_MPP, mpp=0.5, min_tissue=0.1)
+    tissue, coords, size = grid.tissue, grid.coords, grid.patch_size_level0
+    edge = tissue < 0.9
+    assert 20 <= edge.sum() <= 0.3 * len(tissue)
+    fit, weight = tissue >= 0.25, np.clip((tissue - 0.25) / 0.25, 0.0, 1.0)  # as analyze_slide calls it
+    plain = outlier_scores(feats, fit, coords, size, weight)
+    aware = outlier_scores(feats, fit, coords, size, weight, tissue=tissue)
+    flagged_plain, flagged_aware = (plain[edge] >= 0.5).sum(), (aware[edge] >= 0.5).sum()
+    assert flagged_plain >= 10 and flagged_aware <= flagged_plain // 2, (flagged_plain, flagged_aware)
+    assert np.all(aware <= plain)
+    np.testing.assert_array_equal(aware[~edge], plain[~edge])
 
 
 def test_any_encoder_width_and_a_clean_slide_scores_low():
@@ -137,7 +163,7 @@ def test_bad_banks_are_clear_errors(tmp_path):
     with pytest.raises(ReferenceError, match="not a pathview reference bank"):
         load_bank(tmp_path / "other.h5")
     (tmp_path / "junk.h5").write_bytes(b"not hdf5 at all")
-    with pytest.raises(ReferenceError, match="cannot read"):
+    with pytest.raises(ReferenceError, match="'junk.h5' is not a pathview reference bank"):
         load_bank(tmp_path / "junk.h5")
     with pytest.raises(ReferenceError, match="at least 2"):
         build_bank([np.zeros((1, 4), np.float32)], "pathview-he", tmp_path / "b.h5")

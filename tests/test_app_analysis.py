@@ -283,9 +283,30 @@ def test_a_slide_without_pixel_size_asks_for_it_and_analyses_with_it(window, qtb
     qtbot.mouseClick(dialog.presets[1], Qt.MouseButton.LeftButton)  # 20x
     qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
     assert started == [0.5] and ctl.worker.busy
+    shown = window.views[0]  # the viewer keeps the declared size too: the slide is shown with it
+    assert shown.slide.info.mpp == 0.5 and shown.slide.info.mpp_source == "user" and ctl.view is shown
+    assert "0.5 µm/px (user)" in window.status_view.text()
     ctl.worker.cancel()
     qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=30000)
     assert not (ctl.workspace.analysis_dir(view.slide.quickhash) / "summary.json").exists()
+
+
+def test_a_slide_declared_once_is_analysed_again_without_asking(qtbot, workspace):
+    first = make_window(qtbot)
+    first.open_path(str(TCGA_NO_MPP))
+    assert first.declare_pixel_size(0.25)
+    first.close()
+    window = make_window(qtbot)  # a later session on the same workspace
+    window.open_path(str(TCGA_NO_MPP))
+    ctl = window.analysis
+    started: list[float | None] = []
+    real_start = ctl.worker.start
+    ctl.worker.start = lambda *a, **kw: started.append(kw.get("slide_mpp")) or real_start(*a, **kw)
+    assert ctl.analyse() and started == [0.25]
+    ctl.worker.cancel()
+    qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=30000)
+    assert not window.findChildren(PixelSizeDialog) and not window.findChildren(QMessageBox)
+    window.close()
 
 
 def test_the_pixel_size_prompt_takes_a_typed_value_and_refuses_a_wrong_one(qtbot):
@@ -453,7 +474,8 @@ def test_a_reference_bank_is_checked_when_chosen_and_a_wrong_file_is_refused(qtb
             f"'{wrong.name}' is not a pathview reference bank (make one with `pathview reference build`)"
         assert dialog.run().reference == str(bank.path)  # the bank chosen before is kept
     assert not dialog.choose_reference(str(tmp_path / "gone.h5"))
-    assert dialog.problem.text() == f"reference bank '{tmp_path / 'gone.h5'}' not found"
+    assert dialog.problem.text() == (f"reference bank '{tmp_path / 'gone.h5'}' not found "
+                                     "(make one with `pathview reference build`)")
 
     other = build_bank([rng.normal(size=(20, 8)), rng.normal(size=(20, 8))], "uni", tmp_path / "uni-normal.h5")
     assert dialog.choose_reference(str(other.path))  # a bank, but of another encoder's features
@@ -482,7 +504,8 @@ def test_an_analysis_that_left_out_damaged_tiles_says_so(window, analysed, marke
     window.analysis.add_scan_dir(damaged.parent)
     window.open_path(str(marked_slide))
     assert window.analysis.regions_panel.header.text().endswith(
-        "\n2 tiles with damaged image data could not be read and were left out: look at the glass there.")
+        "\n2 tiles with damaged image data could not be read and were left out: the numbers cover the rest. "
+        "Look at the glass there.")
 
 
 def test_view_scan_dir_opens_the_slide_with_its_scan_outputs(qtbot, workspace, analysed, monkeypatch, marked_slide):

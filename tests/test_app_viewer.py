@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BROKEN, CMU_SVS
+from conftest import BROKEN, CMU_SVS, TCGA_NO_MPP
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QDockWidget, QMessageBox, QTableWidget
+from shapely.geometry import box
 
+from pathview.app.annotation_layer import measurement_text
+from pathview.app.findings_panel import COLUMNS
 from pathview.app.main_window import MainWindow
+from pathview.app.pixel_size_dialog import PixelSizeDialog
 from pathview.app.qimage import from_qimage
 from pathview.render import compose
 
@@ -17,6 +21,7 @@ from pathview.render import compose
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # recent files go to a scratch config
+    monkeypatch.setenv("PATHVIEW_WORKSPACE", str(tmp_path / "ws"))  # and annotations, pixel sizes to a scratch one
     win = MainWindow(cache_mb=64)
     win.resize(1100, 750)
     qtbot.addWidget(win)
@@ -144,3 +149,74 @@ def test_label_image_is_hidden_until_asked(window):
     panel = window.info_dock.widget().widget()  # the panel inside its scroll area
     assert panel.image_labels["label"].pixmap().isNull()
     assert not panel.image_labels["thumbnail"].pixmap().isNull()
+
+
+def info_rows(window) -> dict[str, str]:
+    table = window.info_dock.widget().widget().findChild(QTableWidget)
+    return {table.item(i, 0).text(): table.item(i, 1).text() for i in range(table.rowCount())}
+
+
+def declare_20x(window, qtbot) -> None:
+    """View › Set pixel size…, then 20x and OK, as a user does."""
+    window.pixel_size_action.trigger()
+    (dialog,) = window.findChildren(PixelSizeDialog)
+    qtbot.mouseClick(dialog.presets[1], Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+
+
+def test_a_declared_pixel_size_holds_for_the_slide_and_is_remembered(window, qtbot, tmp_path):
+    view = window.open_path(str(TCGA_NO_MPP))
+    assert window.pixel_size_action.isEnabled()
+    assert "magnification assumes a 40x scan" in window.status_view.text()
+    assert view.scale_bar()[1].endswith(" px") and info_rows(window)["mpp"] == "not recorded"
+    view.center_on(1500, 1200)
+    field = view.view
+    before = window.annotations.controller.create("rectangle", box(0, 0, 200, 100))
+    model = window.annotations.panel.model
+
+    def measured() -> str:
+        return model.data(model.index(model.row_of[before.id], COLUMNS.index("Measurement")))
+
+    assert measured() == "20,000 px²"
+    declare_20x(window, qtbot)
+    qtbot.waitUntil(lambda: measured() == "5,000 µm²", timeout=5000)  # earlier shapes are measured anew
+    view = window.views[0]
+    assert view.slide.info.mpp == 0.5 and view.slide.info.mpp_source == "user"
+    assert (view.view.cx, view.view.cy, view.view.downsample) == (field.cx, field.cy, field.downsample)
+    assert info_rows(window)["mpp"] == "0.5 µm/px (user)"
+    view.set_magnification(20)
+    dpr = view.devicePixelRatioF()
+    assert view.view.downsample == pytest.approx(dpr)  # 20x on a 0.5 µm/px scan is its full resolution
+    assert window.status_view.text() == "20x · 0.5 µm/px (user)"
+    length_px, label = view.scale_bar()
+    assert label.endswith(" µm")
+    assert float(label.split()[0]) == pytest.approx(length_px * 0.5)  # one screen pixel is 0.5 µm at 20x
+    ctl = window.annotations.controller
+    ann = ctl.create("rectangle", box(1000, 1000, 1200, 1100))  # 200 x 100 px
+    assert ctl.mpp == 0.5 and measurement_text(ann, ctl.layer.mpp) == "5,000 µm²"
+
+    again = MainWindow(cache_mb=64)  # a new window on the same workspace: no prompt, µm at once
+    qtbot.addWidget(again)
+    reopened = again.open_path(str(TCGA_NO_MPP))
+    assert reopened.slide.info.mpp == 0.5 and reopened.slide.info.mpp_source == "user"
+    assert not again.findChildren(PixelSizeDialog)
+    again.close()
+
+
+def test_a_slide_that_records_its_pixel_size_is_not_asked_for_one(window):
+    assert not window.pixel_size_action.isEnabled()  # nothing open yet
+    window.open_path(str(CMU_SVS))
+    assert not window.pixel_size_action.isEnabled()
+    assert info_rows(window)["mpp"] == "0.499 µm/px (slide)"
+
+
+def test_the_cursor_readout_does_not_outlive_its_slide(window, qtbot):
+    view = window.open_path(str(CMU_SVS))
+    settle(qtbot, view)
+    qtbot.mouseMove(view, QPoint(200, 150))
+    assert "µm" in window.status_position.text()
+    view = window.open_path(str(TCGA_NO_MPP))
+    assert window.status_position.text() == ""
+    qtbot.mouseMove(view, QPoint(210, 160))
+    text = window.status_position.text()
+    assert text.startswith("x ") and "µm" not in text

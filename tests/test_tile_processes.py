@@ -49,7 +49,7 @@ def test_a_damaged_tile_costs_that_tile_only_with_threads_and_processes():
                 slide.read_scaled((x, y, grid.patch_size_level0, grid.patch_size_level0), (224, 224))
             except RegionReadError:
                 bad.append(i)
-        assert len(bad) == 1 and len(grid) > 2  # the file has one undecodable tile at this scale
+        assert 1 <= len(bad) < len(grid)  # the file has undecodable tiles at this scale (and good ones)
         threads = list(iter_tiles(slide, grid, workers=2, block_tiles=8))
     with ProcessTileReader(ZEROED, grid, workers=2, block_tiles=8) as reader:
         processes = [(b.indices.copy(), b.pixels.copy(), b.damaged) for b in reader]
@@ -60,7 +60,7 @@ def test_a_damaged_tile_costs_that_tile_only_with_threads_and_processes():
     flagged = [i for b in threads if b.damaged is not None for i in b.indices[b.damaged].tolist()]
     assert flagged == bad
     readable = [(i, p) for b in threads for i, p, d in zip(b.indices, b.pixels, b.damaged) if not d]
-    assert len(readable) == len(grid) - 1 and all(p.std() > 5 for _, p in readable)  # real tissue, not black
+    assert len(readable) == len(grid) - len(bad) and all(p.std() > 5 for _, p in readable)  # real pixels, not black
 
 
 def test_a_slide_that_cannot_be_opened_in_the_reader_process_is_an_error_not_a_hang(tmp_path):
@@ -101,7 +101,7 @@ def test_unreadable_tiles_get_no_row_and_are_listed_in_the_store(tmp_path):
                                 readers=kind) for kind in ("threads", "processes")]
     for result in results:
         store = read_tile_store(result.path)
-        assert result.tiles == len(store) == len(grid) - 1 and len(result.unreadable) == 1
+        assert len(result.unreadable) >= 1 and result.tiles == len(store) == len(grid) - len(result.unreadable)
         np.testing.assert_array_equal(store.unreadable_coords, grid.coords[result.unreadable])
         assert not any((c == store.unreadable_coords[0]).all() for c in store.coords)
     np.testing.assert_array_equal(read_tile_store(results[0].path).features, read_tile_store(results[1].path).features)

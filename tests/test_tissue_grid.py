@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CMU_SVS, SLIDES
+from conftest import BROKEN, CMU_SVS, SLIDES
 
-from pathview.slide import TileCache, detect_tissue, open_slide, tile_grid
+from pathview.slide import TileCache, TissueMask, detect_tissue, open_slide, tile_grid
 from pathview.slide.tile_reader import iter_tiles, read_tile_naive
 from pathview.slide.tissue import tissue_from_rgb
 
@@ -113,3 +113,18 @@ def test_slides_without_mpp_need_one_for_a_grid():
     with open_slide(SLIDES / "he-patch-3level.tif") as slide:
         with pytest.raises(MissingMppError):
             tile_grid(slide)
+
+
+def test_areas_the_overview_cannot_decode_are_tried_not_dropped():
+    with open_slide(CMU_SVS) as slide:
+        intact = detect_tissue(slide)
+        assert intact.unreadable is None
+        full = tile_grid(slide, mpp=0.5, size=224, mask=intact)
+    with open_slide(BROKEN / "CMU-1-Small-Region-zeroed-tiles.svs") as slide:
+        mask = detect_tissue(slide)
+        assert mask.unreadable is not None and 0 < mask.unreadable.mean() < 0.9  # drawn grey, not tissue
+        grid = tile_grid(slide, mpp=0.5, size=224, mask=mask)
+        seen = tile_grid(slide, mpp=0.5, size=224, mask=TissueMask(mask.mask, mask.scale_x, mask.scale_y))
+    # the same scan intact has tissue under the damaged area: the grid must try those places
+    assert len(seen) < len(full) <= len(grid)
+    assert set(map(tuple, full.coords.tolist())) <= set(map(tuple, grid.coords.tolist()))

@@ -170,8 +170,9 @@ def encode(
         except KeyboardInterrupt:  # Ctrl-C: the partial file is already gone; say so in one line
             raise EncodeCancelled(bar.done, len(grid)) from None
     if len(result.unreadable):
-        typer.echo(f"warning: {count(len(result.unreadable), 'tile')} with damaged image data could not be read; "
-                   "left out of tiles.h5 (their places: dataset unreadable_coords)", err=True)
+        n = len(result.unreadable)
+        typer.echo(f"warning: {count(n, 'tile')} with damaged image data could not be read and "
+                   f"{'was' if n == 1 else 'were'} left out of tiles.h5 (dataset unreadable_coords says where)", err=True)
     typer.echo(f"wrote {result.path}: {result.tiles} tiles x {result.feature_dim} features ({result.encoder}) "
                f"in {result.seconds:.1f} s, {result.tiles_per_s:.0f} tiles/s on {result.device}")
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .reference import ReferenceBank
 
 #: Bumped when scores change meaning, so batch runs recompute older outputs.
-ANALYSIS_VERSION = 2  # 2: fold and pen-over-tissue measures
+ANALYSIS_VERSION = 3  # 2: fold and pen-over-tissue measures; 3: ink bands over tissue, edge tiles vs edge tiles
 THUMBNAIL_SIZE = 1024
 
 
@@ -66,8 +66,9 @@ class UnreadableSlideError(PathviewError):
 
     def __init__(self, slide: str | os.PathLike, tiles: int) -> None:
         self.slide = Path(slide)
-        which = "the only tissue tile" if tiles == 1 else f"none of the {tiles} tissue tiles"
-        super().__init__(f"{which} of '{self.slide.name}' could{' not' if tiles == 1 else ''} be read: "
+        from ..wording import count
+
+        super().__init__(f"no tile of '{self.slide.name}' could be read ({count(tiles, 'tile')} tried): "
                          "its image data is damaged")
 
 
@@ -89,7 +90,8 @@ def unreadable_note(summary: dict[str, Any]) -> str:
         return ""
     from ..wording import count
 
-    return f"{count(n, 'tile')} with damaged image data could not be read and {'was' if n == 1 else 'were'} left out"
+    return (f"{count(n, 'tile')} with damaged image data could not be read and {'was' if n == 1 else 'were'} "
+            "left out: the numbers cover the rest")
 
 
 def read_summary(out_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -171,7 +173,7 @@ def analyze_slide(
                 # are mostly glass say little about tissue and are weighted down.
                 typical = clean & (tissue >= 0.25)
                 weight = np.clip((tissue - 0.25) / 0.25, 0.0, 1.0)
-                anomaly = outlier_scores(features, typical, coords, grid.patch_size_level0, weight)
+                anomaly = outlier_scores(features, typical, coords, grid.patch_size_level0, weight, tissue=tissue)
                 method = "robust PCA-Mahalanobis within slide, tile and 3x3 context"
             regions = find_regions(coords, grid.patch_size_level0, anomaly, artifacts) if len(coords) else []
             clock.lap("score")

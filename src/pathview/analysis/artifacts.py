@@ -9,7 +9,10 @@ all tiles into scores in [0, 1] (0.5 = the decision threshold) at the end.
 Each measure is physical and stain-agnostic where it can be: ink is solid colour that
 H&E never makes (green to blue hues), a near-black stroke that crosses the tile, or, over
 dense tissue where its hue is lost, optical density off the plane the slide's two stains
-span; blur is the loss of fine detail relative to coarse detail (contrast-invariant); a fold
+span, or a band that lets no red light through anywhere across it and is redder in density
+than the slide's stains (blue and black ink lie near haematoxylin, but nuclei leave paler
+gaps between them, ink leaves none; a fold, the same stains doubled, keeps their ratio); blur is
+the loss of fine detail relative to coarse detail (contrast-invariant); a fold
 doubles the slide's own typical (eosin) density, over the tile or part of it; bubbles and slide edges are grey
 (unstained) matter or tissue whose stain colour is washed out; debris is near-black
 particles inside the tile; exposure looks at the darkest and brightest pixels.
@@ -42,8 +45,8 @@ _PAIRS: tuple[str, ...] = ("rr", "gg", "bb", "rg", "rb", "gb")
 _PAIR_IDX = (np.array([0, 1, 2, 0, 0, 1]), np.array([0, 1, 2, 1, 2, 2]))
 #: Per-tile measures, the columns of :func:`tile_measures`.
 MEASURES: tuple[str, ...] = (
-    "fg_frac", "ink_frac", "stroke_frac", "dark_frac", "grey_frac", "sharpness", "lum_p10", "lum_p90", "fg_od",
-    "fg_sat", "fg_od_red", "fg_od_green", "fg_od_blue", *(f"od2_{c}" for c in _PAIRS),
+    "fg_frac", "ink_frac", "stroke_frac", "band_frac", "band_rg", "dark_frac", "grey_frac", "sharpness", "lum_p10",
+    "lum_p90", "fg_od", "fg_sat", "fg_od_red", "fg_od_green", "fg_od_blue", *(f"od2_{c}" for c in _PAIRS),
     *(f"od_gt_{t}" for t in FOLD_LADDER),
 )
 #: Fold evidence is a tile's density relative to the slide's typical tissue (a fold is two layers, ~2x):
@@ -56,6 +59,15 @@ FOLD_FACTOR = 2.0  # a fold's local density relative to the slide's typical tiss
 PEN_OFF_LO, PEN_OFF_HI = 0.01, 0.06  # pen score ramp over a tile's share of OD off the slide's stain plane
 GLASS_OD = 0.25  # summed RGB optical density below which a pixel is bare glass
 OPEN_PX = 7  # at half resolution (~7 µm at 0.5 µm/px): wider than a nucleus, so nuclei do not count
+#: Ink over tissue: red transmission below BAND_RED at every pixel of a BAND_PX window (half resolution,
+#: ~13 µm): blue, black and green inks absorb red; H&E let it through somewhere in any such window
+#: (eosin hardly absorbs red, and clustered nuclei leave paler cytoplasm or stroma between them).
+BAND_RED = 0.4
+BAND_PX = 13
+#: Ink raises the band's red:green density ratio above the slide's tissue (blue 1.3, black 1.0, green 2.5
+#: against 0.3-0.6 for H&E tissue); a fold keeps the ratio of its stains. Score ramp over the rise.
+BAND_RG_LO, BAND_RG_HI = 0.06, 0.12
+BAND_LO, BAND_HI = 0.05, 0.15  # score ramp over the tile's share in such a band (a marker stroke is 0.3-1 mm wide)
 FOLD_PX = 15  # local fold density is a mean over ~15 µm: across the gaps between cells, not per nucleus
 
 
@@ -93,6 +105,13 @@ def _green_to_blue(r: np.ndarray, g: np.ndarray, b: np.ndarray, val: np.ndarray,
     g_max = (g >= val) & (b - r > -5.0 / 6.0 * delta)
     b_max = (b >= val) & (g < val) & (r - g < -delta / 6.0)
     return g_max | b_max
+
+
+def _red_band(red: np.ndarray) -> np.ndarray:
+    """Return where (n, H, W) red transmission stays below BAND_RED over a whole BAND_PX window (an opening)."""
+    size = (1, BAND_PX, BAND_PX)
+    dark = (red < BAND_RED).view(np.uint8)
+    return ndimage.maximum_filter(ndimage.minimum_filter(dark, size=size), size=size).astype(bool)
 
 
 def _strokes(marks: np.ndarray) -> np.ndarray:
@@ -146,13 +165,16 @@ def tile_measures(tiles: np.ndarray) -> np.ndarray:
     fg_od = np.where(fg_n > 0, (od * fg).reshape(n, -1).sum(1) / np.maximum(fg_n, 1), 0.0)
     fg_sat = np.where(fg_n > 0, (sat * fg).reshape(n, -1).sum(1) / np.maximum(fg_n, 1), 0.0)
     stroke = _strokes(dark)
+    band = _strokes(_red_band(r))  # a band that crosses the tile: ink; a piece inside it: debris
+    band_od = (od_rgb[..., :2] * band[..., None]).reshape(n, -1, 2).sum(1)
+    band_rg = band_od[:, 0] / np.maximum(band_od[:, 1], 1e-6)
     frac = lambda m: m.reshape(n, -1).mean(1)  # noqa: E731
     stain_n = np.maximum(stain.reshape(n, -1).sum(1), 1)[:, None]
     stained_od = (od_rgb * stain[..., None]).reshape(n, -1, 3)
     stain_od = stained_od.sum(1) / stain_n
     od2 = (stained_od.transpose(0, 2, 1) @ od_rgb.reshape(n, -1, 3))[:, _PAIR_IDX[0], _PAIR_IDX[1]] / stain_n
-    cols = [frac(fg), frac(ink), frac(stroke), frac(dark & ~stroke), frac(grey), sharp, lum_p10, lum_p90, fg_od,
-            fg_sat, *stain_od.T, *od2.T, *(frac(dense > t) for t in FOLD_LADDER)]
+    cols = [frac(fg), frac(ink), frac(stroke), frac(band), band_rg, frac(dark & ~stroke & ~band), frac(grey), sharp,
+            lum_p10, lum_p90, fg_od, fg_sat, *stain_od.T, *od2.T, *(frac(dense > t) for t in FOLD_LADDER)]
     return np.stack(cols, axis=1).astype(np.float32)
 
 
@@ -240,10 +262,17 @@ def artifact_scores(measures: np.ndarray, tissue: np.ndarray) -> dict[str, np.nd
     bubble = np.maximum(_ramp(m["grey_frac"], 0.08, 0.30), _washed(m, np.asarray(tissue, np.float64)))
     # Grey matter (a bubble's rim, a dark exposure) also leaves the stain plane: it is not ink.
     inked = _ramp(_off_stain(m, np.asarray(tissue, np.float64)), PEN_OFF_LO, PEN_OFF_HI) * (1 - bubble)
+    # A band dark in red across the tile, redder in density than the slide's tissue, is ink where the
+    # rest of the tile is lit (a dim tile is exposure).
+    solid = (m["fg_frac"] > 0.5) & (np.asarray(tissue) > 0.5)
+    tissue_rg = m["fg_od_red"] / np.maximum(m["fg_od_green"], 1e-6)
+    typical_rg = float(np.median(tissue_rg[solid])) if solid.any() else float(np.median(tissue_rg))
+    banded = (_ramp(m["band_frac"] - 2.0 * np.median(m["band_frac"]), BAND_LO, BAND_HI)
+              * _ramp(m["band_rg"] - typical_rg, BAND_RG_LO, BAND_RG_HI) * _ramp(m["lum_p90"], 0.35, 0.5))
+    # A hue most of the slide shows is its stain (e.g. Giemsa blue), not ink.
+    hued = _ramp(np.maximum(m["ink_frac"] - 2.0 * np.median(m["ink_frac"]), m["stroke_frac"]), 0.02, 0.08)
     scores = {
-        # A hue most of the slide shows is its stain (e.g. Giemsa blue), not ink.
-        "pen": np.maximum(_ramp(np.maximum(m["ink_frac"] - 2.0 * np.median(m["ink_frac"]), m["stroke_frac"]),
-                                0.02, 0.08), inked) * (1 - under),
+        "pen": np.max([hued, inked, banded], axis=0) * (1 - under),
         "debris": _ramp(m["dark_frac"], 0.02, 0.10) * (1 - under),  # dark pieces that do not cross the tile
         # Grey matter (rims, slide edges), or tissue whose colour is washed out under the air.
         "bubble": bubble * (1 - under),

@@ -42,7 +42,11 @@ def _full(image: np.ndarray, box: Box, local: np.ndarray) -> np.ndarray:
 
 
 def pen(image: np.ndarray, box: Box, rng: np.random.Generator, ink: str = "green") -> np.ndarray:
-    """Draw a marker stroke along the box (about a third of its height wide)."""
+    """Draw a marker stroke along the box (about a third of its height wide), over whatever lies there.
+
+    The box decides the case: one that spans the tissue edge gives ink partly on glass, one
+    on solid tissue gives ink wholly over tissue (its hue hidden by the stain beneath).
+    """
     x, y, w, h = box
     n = 8
     pts = [(int(w * i / (n - 1)), int(h * (0.5 + 0.18 * np.sin(i * 1.3 + rng.uniform(0, 3))))) for i in range(n)]

@@ -11,6 +11,14 @@ large it is. Two distances, the Mahalanobis distance inside the subspace and the
 residual energy outside it, are each turned into a robust z-score against the fit
 tiles (on a log scale) and the larger counts; a logistic maps it to [0, 1], so one
 threshold (0.5) means the same on every slide and encoder.
+
+Tiles at the tissue's edge (partly glass) are a minority unlike the solid tiles, so the
+trim drops most of them from the model and calls the odder edges abnormal (a slide read
+at 20x has many solid tiles for each edge tile). Given each tile's tissue share, an edge
+tile is also judged by a second model whose trim keeps the most typical share of the
+edge tiles and of the solid ones separately, and takes the lower z: an edge is abnormal
+only when it is unlike the slide's other edges too. Solid tiles keep the first model
+(the second, stretched along the edges' glass share, would blur their judgement).
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ Z_OUTLIER = 3.0
 Z_WIDTH = 0.7
 #: Standardised features are clipped here, so that no single feature decides alone.
 CLIP = 10.0
+#: Tiles with less tissue than this are edge tiles: trimmed apart from the solid ones.
+SOLID_TISSUE = 0.9
 
 
 @dataclass(frozen=True)
@@ -70,13 +80,16 @@ def robust_spread(x: np.ndarray) -> tuple[float, float]:
     return med, max(mad, 1e-3 * (abs(med) + 1.0), 1e-6)
 
 
-def fit_outlier_model(features: np.ndarray, fit: np.ndarray | None = None, *, trim: float = 0.75, steps: int = 4,
-                      max_rows: int = 20000, var_kept: float = 0.9, seed: int = 0) -> OutlierModel:
+def fit_outlier_model(features: np.ndarray, fit: np.ndarray | None = None, *, strata: np.ndarray | None = None,
+                      trim: float = 0.75, steps: int = 4, max_rows: int = 20000, var_kept: float = 0.9,
+                      seed: int = 0) -> OutlierModel:
     """Fit the robust model on ``features`` rows where ``fit`` is true (e.g. tiles with no artifact).
 
     ``trim`` is the share of rows each concentration step keeps: abnormal tissue up to
     ``1 - trim`` of the slide stays out of the model. Not 0.5 (the most robust): real
     slides hold several normal tissue types, and a smaller one would all read as abnormal.
+    ``strata`` (one label per row of ``features``, e.g. edge vs solid tile) makes each step
+    keep that share of every stratum, so no kind of normal tile is trimmed away whole.
     """
     rows = np.flatnonzero(fit) if fit is not None and int(np.sum(fit)) >= 8 else np.arange(len(features))
     if len(rows) < 3:
@@ -84,6 +97,8 @@ def fit_outlier_model(features: np.ndarray, fit: np.ndarray | None = None, *, tr
     if len(rows) > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
     x = features[rows].astype(np.float64)
+    groups = [np.arange(len(rows))] if strata is None else [np.flatnonzero(strata[rows] == k)
+                                                             for k in np.unique(strata[rows])]
     center = np.median(x, axis=0)
     # MAD, floored at half the standard deviation: features that are zero on most tiles
     # (a fraction of dark pixels) have a MAD near zero and would otherwise dominate.
@@ -95,7 +110,8 @@ def fit_outlier_model(features: np.ndarray, fit: np.ndarray | None = None, *, tr
     for _ in range(steps):
         parts = model.parts(x)
         med = np.median(parts[keep], axis=0)
-        keep = np.argsort(parts[:, 0] - med[0] + parts[:, 1] - med[1])[:max(3, int(trim * len(x)))]
+        far = parts[:, 0] - med[0] + parts[:, 1] - med[1]
+        keep = np.concatenate([g[np.argsort(far[g])[:max(3, int(trim * len(g)))]] for g in groups])
         model = _fit_gaussian(z[keep], center, scale, var_kept)
     # Calibrate each part on all fit rows: median and upper-quartile spread, once more without
     # the rows beyond Z_OUTLIER, so that a large abnormal minority does not widen the scale.
@@ -188,8 +204,19 @@ def neighbourhood_mean(values: np.ndarray, coords: np.ndarray, patch_size_level0
     return out
 
 
+def _robust_z(features: np.ndarray, use: np.ndarray, edge: np.ndarray | None) -> tuple[OutlierModel, np.ndarray]:
+    """Return the model of ``use`` rows and each row's z; ``edge`` rows take the lower of two z (module notes)."""
+    model = fit_outlier_model(features, use)
+    z = model.z(features)
+    if edge is not None and edge[use].any() and not edge[use].all():
+        with_edges = fit_outlier_model(features, use, strata=edge.astype(np.int64))
+        z[edge] = np.minimum(z[edge], with_edges.z(features[edge]))
+    return model, z
+
+
 def outlier_scores(features: np.ndarray, fit: np.ndarray | None = None, coords: np.ndarray | None = None,
-                   patch_size_level0: int | None = None, weight: np.ndarray | None = None) -> np.ndarray:
+                   patch_size_level0: int | None = None, weight: np.ndarray | None = None,
+                   tissue: np.ndarray | None = None) -> np.ndarray:
     """Return calibrated per-tile outlier scores in [0, 1] against the slide's own typical tiles.
 
     Two scales: each tile alone, and (with ``coords``) each tile with its 3 x 3
@@ -197,18 +224,19 @@ def outlier_scores(features: np.ndarray, fit: np.ndarray | None = None, coords: 
     unusual but all in the same way (a dense nodule) while single odd tiles (a lumen)
     average out; a tile takes the larger of its two z-scores. ``fit`` selects the tiles
     that model normal tissue (solid tissue, no artifact); ``weight`` in [0, 1] scales
-    the result (e.g. down for tiles that are mostly glass).
+    the result (e.g. down for tiles that are mostly glass); ``tissue`` (each tile's tissue
+    share) judges edge tiles against the slide's other edges too (see the module notes).
     """
     n = len(features)
     if n < 3:
         return np.zeros(n, np.float32)
     use = np.ones(n, bool) if fit is None or int(np.sum(fit)) < 8 else np.asarray(fit, bool)
-    model = fit_outlier_model(features, use)
-    z = model.z(features)
+    edge = None if tissue is None else np.asarray(tissue) < SOLID_TISSUE
+    model, z = _robust_z(features, use, edge)
     if coords is not None and patch_size_level0 is not None and n >= 9:
         context = neighbourhood_mean(model.standardise(features), coords, patch_size_level0, use)
         full = ~np.isnan(context).any(axis=1)
         if int((full & use).sum()) >= 8:
-            z[full] = np.maximum(z[full], fit_outlier_model(context[full], use[full]).z(context[full]))
+            z[full] = np.maximum(z[full], _robust_z(context[full], use[full], None if edge is None else edge[full])[1])
     score = logistic(z)
     return (score * weight).astype(np.float32) if weight is not None else score

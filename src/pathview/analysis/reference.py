@@ -31,6 +31,10 @@ K_NEIGHBOURS = 5
 CALIBRATION_TILES = 4000
 
 
+#: The tag `pathview reference build` writes in a bank's attributes.
+BANK_KIND = "pathview-reference-bank"
+
+
 class ReferenceError(PathviewError):
     """A reference bank is missing, unreadable or does not fit this analysis."""
 
@@ -132,10 +136,33 @@ def build_bank(features: Sequence[np.ndarray], encoder: str, out: str | os.PathL
             f.create_dataset("center", data=center)
             f.create_dataset("scale", data=scale)
             f.attrs.update({"encoder": encoder, "log_median": med, "log_spread": spread, "slides": len(features),
-                            "kind": "pathview-reference-bank", "k": K_NEIGHBOURS})
+                            "kind": BANK_KIND, "k": K_NEIGHBOURS})
 
     atomic_write(Path(out), write)
     return load_bank(out)
+
+
+def bank_encoder(path: str | os.PathLike) -> str:
+    """Return the encoder a bank was built with, reading only its header (a bank may hold gigabytes).
+
+    Raises :class:`ReferenceError` with one line when ``path`` is missing or not a bank.
+    """
+    import h5py
+
+    p = Path(path)
+    if not p.exists():
+        raise ReferenceError(f"reference bank '{p}' not found (make one with `pathview reference build`)")
+    not_a_bank = ReferenceError(f"'{p.name}' is not a pathview reference bank "
+                                "(make one with `pathview reference build`)")
+    if not p.is_file():
+        raise not_a_bank
+    try:
+        with h5py.File(p, "r") as f:
+            if f.attrs.get("kind") != BANK_KIND or "encoder" not in f.attrs:
+                raise not_a_bank
+            return str(f.attrs["encoder"])
+    except OSError:
+        raise not_a_bank from None
 
 
 def load_bank(path: str | os.PathLike) -> ReferenceBank:
@@ -143,12 +170,9 @@ def load_bank(path: str | os.PathLike) -> ReferenceBank:
     import h5py
 
     p = Path(path)
-    if not p.is_file():
-        raise ReferenceError(f"reference bank '{p}' not found (make one with `pathview reference build`)")
+    bank_encoder(p)
     try:
         with h5py.File(p, "r") as f:
-            if f.attrs.get("kind") != "pathview-reference-bank":
-                raise ReferenceError(f"'{p.name}' is not a pathview reference bank")
             bank = ReferenceBank(p, str(f.attrs["encoder"]), f["features"][:], f["slide"][:], f["center"][:],
                                  f["scale"][:], float(f.attrs["log_median"]), float(f.attrs["log_spread"]), "")
     except OSError as exc:

@@ -32,12 +32,12 @@ from .analysis_reviews import RegionReviews
 from .analysis_staleness import staleness_note
 from .analysis_worker import AnalysisWorker
 from .heatmap_layer import HeatmapLayer
-from .pixel_size_dialog import PixelSizeDialog
 from .regions_panel import RegionsPanel
 from .scrolling import scrollable
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
+    from .pixel_size_dialog import PixelSizeDialog
     from .slide_view import SlideView
 
 MARGIN = 1.5  # a visited region fills two thirds of the view, with its surroundings around it
@@ -176,7 +176,7 @@ class AnalysisController(QObject):
             found = "" if result.regions else "The analysis found no region above the threshold."
             unreadable = unreadable_note(result.summary)
             note = "\n".join(filter(None, [staleness_note(result.summary.get("settings", {}), self.run), found,
-                                            unreadable and f"{unreadable}: look at the glass there."]))
+                                            unreadable and f"{unreadable}. Look at the glass there."]))
             self.regions_panel.set_regions(self.view.slide if self.view else None, result.regions,
                                            reviews.dismissed if reviews else set(), self._accepted(), note)
             self._refresh_outlines()
@@ -191,10 +191,10 @@ class AnalysisController(QObject):
             self.view.update()
 
     # -- running ------------------------------------------------------------------------------
-    def analyse(self, slide_mpp: float | None = None) -> bool:
+    def analyse(self) -> bool:
         """Start analysing the main view's slide in the background; False when there is none or one runs.
 
-        ``slide_mpp``: the pixel size for a slide that records none (asked for when the run needs it).
+        A pixel size the user declared for the slide goes with the run (the core records it as "user").
         """
         if self.view is None:
             self.window.statusBar().showMessage("Open a slide first", 5000)
@@ -203,7 +203,7 @@ class AnalysisController(QObject):
         if self.worker.busy:
             self.window.statusBar().showMessage("An analysis is already running; cancel it first", 5000)
             return False
-        user_mpp = slide_mpp or (slide.mpp if slide.info.mpp_source == "user" else None)
+        user_mpp = slide.mpp if slide.info.mpp_source == "user" else None
         out = self.workspace.analysis_dir(slide.quickhash)
         run = self.run
         self.worker.start(str(slide.path), slide.quickhash, out, slide_mpp=user_mpp, encoder=run.encoder,
@@ -240,13 +240,10 @@ class AnalysisController(QObject):
             return
         self.window.show_error("Analysis failed", message)
 
-    def ask_pixel_size(self) -> PixelSizeDialog:
-        """Ask (without blocking) for the pixel size a slide does not record, then analyse with it."""
-        dialog = PixelSizeDialog(Path(self.view.slide.path).name, self.window)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.chosen.connect(lambda mpp: self.analyse(slide_mpp=mpp))
-        dialog.open()
-        return dialog
+    def ask_pixel_size(self) -> PixelSizeDialog | None:
+        """Ask (without blocking) for the pixel size a slide does not record; the viewer keeps it, then analyses."""
+        return self.window.ask_pixel_size(f"the analysis needs to tile it at {self.run.tile_mpp:g} µm/px",
+                                          then=self.analyse)
 
     def open_settings(self) -> AnalysisSettingsDialog:
         """Show the analysis settings (without blocking); accepted ones are kept and used from the next run on."""

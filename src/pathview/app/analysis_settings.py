@@ -9,7 +9,6 @@ once per viewer run, since importing torch takes seconds the window must not wai
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..analysis.reference import ReferenceError
+from ..analysis.reference import ReferenceError, bank_encoder
 from ..encoders import list_specs
 from ..encoders.weights import default_folder, locate
 from ..scan import AnalysisConfig
@@ -38,7 +37,6 @@ from ..wording import count
 GROUP = "analysis"
 #: Tile resolutions offered (µm/px): 0.25 is a 40x scan's own, 4 already blurs cells into tissue texture.
 TILE_MPP_RANGE = (0.25, 4.0)
-BANK_KIND = "pathview-reference-bank"  # the tag `pathview reference build` writes in a bank's attributes
 GPU_PROBE = "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)"
 
 
@@ -63,29 +61,6 @@ def save_run(settings: QSettings, run: AnalysisConfig) -> None:
     settings.setValue(f"{GROUP}/tile_mpp", run.tile_mpp)
     settings.setValue(f"{GROUP}/reference", run.reference or "")
     settings.sync()
-
-
-def bank_encoder(path: str | os.PathLike) -> str:
-    """Return the encoder a reference bank was built with, reading only its header (a bank may hold gigabytes).
-
-    Raises :class:`ReferenceError` with one line when ``path`` is not a bank.
-    """
-    import h5py
-
-    p = Path(path)
-    if not p.exists():
-        raise ReferenceError(f"reference bank '{p}' not found")
-    not_a_bank = ReferenceError(f"'{p.name}' is not a pathview reference bank "
-                                "(make one with `pathview reference build`)")
-    if not p.is_file():
-        raise not_a_bank
-    try:
-        with h5py.File(p, "r") as f:
-            if f.attrs.get("kind") != BANK_KIND or "encoder" not in f.attrs:
-                raise not_a_bank
-            return str(f.attrs["encoder"])
-    except OSError:
-        raise not_a_bank from None
 
 
 class GpuProbe(QObject):

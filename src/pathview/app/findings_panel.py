@@ -56,7 +56,7 @@ class FindingsModel(QAbstractTableModel):
         self.rows: list[Annotation] = []
         self.row_of: dict[str, int] = {}
         self.class_filter = ALL
-        self._measured: dict[tuple[str, float], tuple[str, str]] = {}
+        self._measured: dict[tuple[str, float, float | None], tuple[str, str]] = {}
         self._icons: dict[tuple[int, int, int], object] = {}
 
     def _shown(self, a: Annotation) -> bool:
@@ -118,7 +118,7 @@ class FindingsModel(QAbstractTableModel):
         return None
 
     def _measurement(self, a: Annotation) -> tuple[str, str]:
-        key = (a.id, a.modified)
+        key = (a.id, a.modified, self.ctl.mpp)  # a pixel size declared later changes every measurement
         if key not in self._measured:
             self._measured[key] = measurement_cell(a, self.ctl.mpp)
         return self._measured[key]

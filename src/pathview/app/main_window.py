@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -17,13 +18,15 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import PathviewError
-from ..slide import open_slide
+from ..slide import Slide, open_slide
 from ..viewport import PRESETS, Viewport
 from .analysis_controller import AnalysisController
 from .annotation_menu import AnnotationMenu
 from .chat_panel import ChatPanel
+from .declared_pixel_sizes import DeclaredPixelSizes
 from .info_panel import InfoPanel
 from .overview import OverviewWidget
+from .pixel_size_dialog import PixelSizeDialog
 from .scrolling import scrollable
 from .slide_browser import SlideBrowser
 from .slide_view import SlideView
@@ -70,6 +73,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.annotations = AnnotationMenu(self, workspace)  # tools, Findings dock, import/export
         self.analysis = AnalysisController(self, self.annotations.controller.workspace)  # one workspace for both
+        self.pixel_sizes = DeclaredPixelSizes(self.analysis.workspace)
 
     def _dock(self, title: str, area, widget: QWidget | None = None) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -97,6 +101,11 @@ class MainWindow(QMainWindow):
         sync.setCheckable(True)
         sync.setChecked(True)
         self._action(view_menu, "&Close second view", self._close_second)
+        view_menu.addSeparator()
+        self.pixel_size_action = self._action(view_menu, "Set &pixel size…", lambda: self.ask_pixel_size())
+        self.pixel_size_action.setToolTip("Declare the µm per pixel of a slide that records none "
+                                          "(scale bar, magnification and measurements use it)")
+        self.pixel_size_action.setEnabled(False)
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         action = QAction(text, self)
@@ -136,13 +145,11 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str, beside: bool = False) -> SlideView | None:
         """Open a slide; on failure show one clear dialog and keep what was open."""
         try:
-            slide = open_slide(path)
+            slide = self._open_slide(path)
         except PathviewError as exc:
             self.show_error("Cannot open slide", str(exc))
             return None
-        view = SlideView(slide, self.cache_bytes)
-        view.cursor_moved.connect(self._show_position)
-        view.view_changed.connect(lambda v, src=view: self._on_view_changed(src, v))
+        view = self._make_view(slide)
         if not beside or not self.views:
             for old in self.views:
                 old.shutdown()
@@ -157,13 +164,97 @@ class MainWindow(QMainWindow):
         self.views.append(view)
         self.splitter.addWidget(view)
         if len(self.views) == 1:
-            self.overview_dock.setWidget(OverviewWidget(view))
-            self.info_dock.setWidget(scrollable(InfoPanel(slide)))
+            self._show_main_panels()
         view.setFocus()
         self._add_recent(path)
-        self.setWindowTitle(" | ".join(Path(v.slide.path).name for v in self.views) + " — pathview")
-        self.slide_opened.emit(view)
+        if slide.info.mpp_source == "user":
+            self.statusBar().showMessage(f"{slide.mpp:g} µm/px: the pixel size declared for this slide "
+                                         "(View › Set pixel size… changes it)", 8000)
+        self._slide_shown(view)
         return view
+
+    def _open_slide(self, path: str | Path) -> Slide:
+        """Open ``path``; a slide that records no pixel size gets the one declared for it earlier, if any."""
+        slide = open_slide(path)
+        declared = self.pixel_sizes.get(slide.quickhash) if slide.info.mpp is None else None
+        if declared is None:
+            return slide
+        slide.close()
+        return open_slide(path, mpp=declared)
+
+    def _make_view(self, slide: Slide, start: Viewport | None = None) -> SlideView:
+        view = SlideView(slide, self.cache_bytes, start=start)
+        view.cursor_moved.connect(lambda x, y, src=view: self._show_position(src, x, y))
+        view.view_changed.connect(lambda v, src=view: self._on_view_changed(src, v))
+        return view
+
+    def _show_main_panels(self) -> None:
+        self.overview_dock.setWidget(OverviewWidget(self.views[0]))
+        self.info_dock.setWidget(scrollable(InfoPanel(self.views[0].slide)))
+
+    def _slide_shown(self, view: SlideView) -> None:
+        self.setWindowTitle(" | ".join(Path(v.slide.path).name for v in self.views) + " — pathview")
+        self.status_position.clear()  # the cursor's last place was on the slide shown before
+        self.pixel_size_action.setEnabled(self.views[0].slide.info.mpp_source != "slide")
+        self.slide_opened.emit(view)
+
+    # -- pixel size ---------------------------------------------------------------------------
+    def ask_pixel_size(self, needed_for: str = "the scale bar, magnification and measurements in µm need",
+                       then: Callable[[], object] | None = None) -> PixelSizeDialog | None:
+        """Ask (without blocking) for the main slide's pixel size; once declared, use it, then call ``then``."""
+        if not self.views:
+            return None
+        slide = self.views[0].slide
+        declared = slide.mpp if slide.info.mpp_source == "user" else None
+        dialog = PixelSizeDialog(Path(slide.path).name, self, needed_for, declared)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def declare(mpp: float) -> None:
+            if self.declare_pixel_size(mpp) and then is not None:
+                then()
+
+        dialog.chosen.connect(declare)
+        dialog.open()
+        return dialog
+
+    def declare_pixel_size(self, mpp: float) -> bool:
+        """Use ``mpp`` µm/px for the main view's slide from now on, and remember it for the slide.
+
+        The core fixes a slide's pixel size when it opens, so each view of the slide is
+        reopened with it, showing the same field; features re-attach through ``slide_opened``.
+        Returns False (after saying why) when the slide cannot be reopened; nothing changes then.
+        """
+        quickhash = self.views[0].slide.quickhash
+        fresh: dict[int, Slide] = {}
+        try:
+            for i, old in enumerate(self.views):
+                if old.slide.quickhash == quickhash:
+                    fresh[i] = open_slide(old.slide.path, mpp=mpp)
+        except PathviewError as exc:
+            for slide in fresh.values():
+                slide.close()
+            self.show_error("Cannot use the pixel size", str(exc))
+            return False
+        try:
+            self.pixel_sizes.remember(quickhash, mpp)
+        except OSError as exc:
+            self.show_error("Cannot remember the pixel size", f"{self.pixel_sizes.path(quickhash)}: "
+                            f"{exc.strerror or exc}\nIt applies until the slide closes.")
+        for i, slide in fresh.items():
+            old = self.views[i]
+            view = self._make_view(slide, start=old.view)
+            self.splitter.replaceWidget(self.splitter.indexOf(old), view)
+            old.shutdown()
+            old.setParent(None)
+            old.slide.close()
+            self.views[i] = view
+        self._show_main_panels()
+        for i in fresh:
+            self._slide_shown(self.views[i])
+        self.views[0].setFocus()
+        self.statusBar().showMessage(f"Pixel size {mpp:g} µm/px declared for {Path(self.views[0].slide.path).name}",
+                                     8000)
+        return True
 
     def show_error(self, title: str, message: str) -> QMessageBox:
         """Show an error without blocking: the window stays usable behind it."""
@@ -182,7 +273,8 @@ class MainWindow(QMainWindow):
     # -- synchronised navigation --------------------------------------------------------------
     def _on_view_changed(self, source: SlideView, view: Viewport) -> None:
         info = source.slide.info
-        scale = (f"{info.mpp:.4g} µm/px" if info.mpp else
+        declared = " (user)" if info.mpp_source == "user" else ""
+        scale = (f"{info.mpp:.4g} µm/px{declared}" if info.mpp else
                  "no mpp" if info.objective_power else "no mpp or objective: magnification assumes a 40x scan")
         self.status_view.setText(f"{source.magnification:.3g}x · {scale}")
         if not self.sync_views or self._syncing or len(self.views) < 2:
@@ -197,8 +289,8 @@ class MainWindow(QMainWindow):
         finally:
             self._syncing = False
 
-    def _show_position(self, x: float, y: float) -> None:
-        mpp = self.views[0].slide.mpp if self.views else None
+    def _show_position(self, source: SlideView, x: float, y: float) -> None:
+        mpp = source.slide.mpp
         text = f"x {x:.0f}, y {y:.0f} px"
         if mpp:
             text += f"  ({x * mpp:.1f}, {y * mpp:.1f} µm)"

@@ -31,11 +31,15 @@ class PixelSizeDialog(QDialog):
 
     chosen = Signal(float)
 
-    def __init__(self, slide_name: str, parent: QWidget | None = None) -> None:
+    def __init__(self, slide_name: str, parent: QWidget | None = None,
+                 needed_for: str = "the analysis needs to tile it at 0.5 µm/px",
+                 declared: float | None = None) -> None:
+        """``needed_for`` says what asks for it; ``declared``: the value given earlier, being corrected."""
         super().__init__(parent)
         self.setWindowTitle("Pixel size needed")
-        prompt = QLabel(f"'{slide_name}' records no pixel size, which the analysis needs to tile it at "
-                        "0.5 µm/px.\nWhat was it scanned at? (A wrong value makes every measurement wrong.)")
+        earlier = f"\nYou declared {declared:g} µm/px for it earlier." if declared else ""
+        prompt = QLabel(f"'{slide_name}' records no pixel size, which {needed_for}.{earlier}\n"
+                        "What was it scanned at? (A wrong value makes every measurement wrong.)")
         prompt.setWordWrap(True)
         self.prompt = prompt
         self.group = QButtonGroup(self)  # exclusive, with nothing checked until the user picks

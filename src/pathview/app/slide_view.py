@@ -48,7 +48,9 @@ class SlideView(QWidget):
     view_changed = Signal(object)
     cursor_moved = Signal(float, float)
 
-    def __init__(self, slide: Slide, cache_bytes: int = 512 * 1024 * 1024, parent: QWidget | None = None) -> None:
+    def __init__(self, slide: Slide, cache_bytes: int = 512 * 1024 * 1024, parent: QWidget | None = None,
+                 start: Viewport | None = None) -> None:
+        """``start``: the field to show (a view taking over from another keeps it); None fits the slide."""
         super().__init__(parent)
         self.slide = slide
         self.source = TileSource(slide, cache_bytes)
@@ -57,8 +59,8 @@ class SlideView(QWidget):
         thumb = np.asarray(slide.thumbnail(1024))
         self._thumb = thumb
         self._thumb_image = to_qimage(thumb)
-        self.view = fit_viewport(slide.dimensions, 800, 600)
-        self._fitted = False
+        self.view = start or fit_viewport(slide.dimensions, 800, 600)
+        self._fitted = start is not None
         self._drag: QPointF | None = None
         self.frame_times: list[float] = []
         self.last_exact_missing = 0
@@ -195,21 +197,23 @@ class SlideView(QWidget):
         if exact:
             self.last_exact_missing = missing
 
-    def _paint_scale_bar(self, painter: QPainter) -> None:
+    def scale_bar(self) -> tuple[float, str]:
+        """Return the scale bar's length (logical pixels) and label: a round µm or mm length, px without an mpp."""
         mpp = self.slide.mpp
         um_per_px = (mpp * self.view.downsample / self.devicePixelRatioF()) if mpp else None
         target_px = 120
-        if um_per_px:
-            raw = um_per_px * target_px
-            nice = 10 ** math.floor(math.log10(raw))
-            for m in (1, 2, 5, 10):
-                if nice * m >= raw * 0.6:
-                    nice *= m
-                    break
-            length_px = nice / um_per_px
-            label = f"{nice / 1000:g} mm" if nice >= 1000 else f"{nice:g} µm"
-        else:
-            length_px, label = target_px, f"{target_px * self.view.downsample / self.devicePixelRatioF():.0f} px"
+        if not um_per_px:
+            return target_px, f"{target_px * self.view.downsample / self.devicePixelRatioF():.0f} px"
+        raw = um_per_px * target_px
+        nice = 10 ** math.floor(math.log10(raw))
+        for m in (1, 2, 5, 10):
+            if nice * m >= raw * 0.6:
+                nice *= m
+                break
+        return nice / um_per_px, f"{nice / 1000:g} mm" if nice >= 1000 else f"{nice:g} µm"
+
+    def _paint_scale_bar(self, painter: QPainter) -> None:
+        length_px, label = self.scale_bar()
         x, y = 16, self.height() - 20
         painter.setPen(Qt.PenStyle.NoPen)  # a pale plate keeps bar and label readable over dark tissue
         painter.setBrush(QColor(255, 255, 255, 190))

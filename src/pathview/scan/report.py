@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..wording import count
+
 REPORT_FILE = "report.html"
 
 _STYLE = """
@@ -30,6 +32,7 @@ img{max-height:220px;max-width:300px;display:block;background:#eee}
 .failed{background:#f9d6d3;color:#8a1c13;font-weight:600}
 tr.r-failed td{background:#fff5f4}.err{color:#b3261e;font-weight:600;max-width:520px;margin-top:2px}
 td.slide{min-width:200px}.note{color:#666;font-size:12px}.art{font-size:12px;color:#444}
+.warn{background:#fdebc8;color:#7a4b00;font-weight:600}div.warn{background:none;font-size:13px;margin-top:2px}
 """
 
 _SCRIPT = """
@@ -91,23 +94,33 @@ def _row(row: dict[str, Any], out: Path) -> str:
     name = _esc(row.get("name") or Path(str(row.get("path", ""))).name)
     link = f'<a href="{_esc(row["output"])}/">{name}</a>' if row.get("output") else f"<b>{name}</b>"
     error = f'<div class="err">{_esc(row["error"])}</div>' if row.get("error") else ""
+    damaged = _damaged(row)
     notes = [str(row["note"])] if row.get("note") else []
     if status != "failed" and str(row.get("tiles", "")) == "0":
         notes.append("no tissue found: nothing was analysed")
-    note = "".join(f'<div class="note">{_esc(n)}</div>' for n in notes)
+    note = "".join(f'<div class="{"warn" if damaged else "note"}">{_esc(n)}</div>' for n in notes)
+    badges = f'<span class="badge {_esc(status)}">{_esc(status)}</span>'
+    if damaged:
+        badges += ' <span class="badge warn">damaged tiles</span>'
     return (
         f'<tr class="r-{_esc(status)}">{_images(row, out)}'
         f'<td class="slide" data-v="{name}" title="{_esc(row.get("path", ""))}">{link}{error}{note}</td>'
-        f'<td data-v="{_STATUS_ORDER.get(status, 9)}"><span class="badge {_esc(status)}">{_esc(status)}</span></td>'
+        f'<td data-v="{_STATUS_ORDER.get(status, 9)}">{badges}</td>'
         f'{_num(row, "tissue_mm2", ".1f")}{_num(row, "tiles", ".0f")}{_num(row, "top_anomaly", ".2f")}'
         f'{_num(row, "regions", ".0f")}{_artifacts(row)}{_num(row, "mpp", ".3f")}{_num(row, "seconds", ".1f")}</tr>'
     )
+
+
+def _damaged(row: dict[str, Any]) -> bool:
+    """True when some of the slide's tiles could not be read (its numbers cover the rest only)."""
+    return _is_num(row.get("unreadable_tiles")) and float(row["unreadable_tiles"]) > 0
 
 
 def report_html(rows: list[dict[str, Any]], out: Path, title: str = "pathview scan") -> str:
     """Return the cohort page for ``rows`` (scan.csv rows) whose slide folders lie in ``out``."""
     ordered = sorted(rows, key=lambda r: (_STATUS_ORDER.get(str(r.get("status")), 9), str(r.get("name", ""))))
     counts = {s: sum(1 for r in rows if r.get("status") == s) for s in ("ok", "skipped", "failed")}
+    damaged = sum(1 for r in rows if r.get("status") != "failed" and _damaged(r))
     area = sum(float(r["tissue_mm2"]) for r in rows if _is_num(r.get("tissue_mm2")))
     heads = ["thumbnail", "heatmap", "slide (error)", "status", "tissue mm²", "tiles", "top anomaly",
              "regions", "artifacts", "mpp", "time s"]
@@ -115,12 +128,13 @@ def report_html(rows: list[dict[str, Any]], out: Path, title: str = "pathview sc
     return "\n".join([
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{_esc(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{_esc(title)}: {len(rows)} slides</h1>",
+        f"<h1>{_esc(title)}: {count(len(rows), 'slide')}</h1>",
         f'<div class="sub">{_esc(str(out))} · updated {time.strftime("%Y-%m-%d %H:%M")} · '
         f"{area:.1f} mm² of tissue · encoder {_esc(', '.join(encoders) or '–')} · "
         "click a column header to sort</div>",
         '<div class="counts">' + "".join(
-            f'<span class="badge {s}">{counts[s]} {s}</span>' for s in ("ok", "skipped", "failed")) + "</div><br>",
+            f'<span class="badge {s}">{counts[s]} {s}</span>' for s in ("ok", "skipped", "failed"))
+        + (f'<span class="badge warn">{damaged} with damaged tiles</span>' if damaged else "") + "</div><br>",
         "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr></thead><tbody>",
         *(_row(r, out) for r in ordered),
         f"</tbody></table><script>{_SCRIPT}</script></body></html>",

@@ -35,7 +35,17 @@ class TileGrid:
 
 def tissue_fractions(mask: TissueMask, coords: np.ndarray, size_level0: int) -> np.ndarray:
     """Return the tissue fraction of each level-0 square tile, in O(1) per tile (integral image)."""
-    m = mask.mask
+    return _fractions(mask.mask, mask, coords, size_level0)
+
+
+def unreadable_fractions(mask: TissueMask, coords: np.ndarray, size_level0: int) -> np.ndarray:
+    """Return the fraction of each tile whose overview could not be decoded (zeros when all could)."""
+    if mask.unreadable is None:
+        return np.zeros(len(coords), np.float32)
+    return _fractions(mask.unreadable, mask, coords, size_level0)
+
+
+def _fractions(m: np.ndarray, mask: TissueMask, coords: np.ndarray, size_level0: int) -> np.ndarray:
     integral = np.zeros((m.shape[0] + 1, m.shape[1] + 1), dtype=np.int64)
     integral[1:, 1:] = m.cumsum(0).cumsum(1)
     x0 = np.clip(np.floor(coords[:, 0] / mask.scale_x), 0, m.shape[1]).astype(np.int64)
@@ -56,7 +66,9 @@ def tile_grid(
 ) -> TileGrid:
     """Return the tiles of ``size`` px at ``mpp`` whose tissue fraction is at least ``min_tissue``.
 
-    Pass ``mask`` to reuse a tissue mask; with ``min_tissue=0`` every tile is kept.
+    Pass ``mask`` to reuse a tissue mask; with ``min_tissue=0`` every tile is kept. Tiles
+    as much in an area the overview could not decode are kept too (their recorded tissue
+    fraction is what could be seen): reading them says whether they are damaged.
     """
     from .tissue import detect_tissue
 
@@ -70,5 +82,8 @@ def tile_grid(
     if mask is None:
         mask = detect_tissue(slide)
     fractions = tissue_fractions(mask, coords, size_level0)
-    keep = fractions >= min_tissue if min_tissue > 0 else np.ones(len(coords), bool)
+    if min_tissue > 0:
+        keep = (fractions >= min_tissue) | (unreadable_fractions(mask, coords, size_level0) >= min_tissue)
+    else:
+        keep = np.ones(len(coords), bool)
     return TileGrid(coords[keep], fractions[keep], size, size_level0, mpp, level0_mpp)

@@ -255,10 +255,15 @@ class Slide:
         Reads in chunks; a chunk that cannot be decoded is drawn light grey
         (:data:`DAMAGED_RGB`) so one bad tile does not cost the whole overview.
         """
+        return self.overview_and_damage(out_size, chunk)[0]
+
+    def overview_and_damage(self, out_size: tuple[int, int], chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+        """Return :meth:`overview` and a boolean mask of its pixels that could not be decoded."""
         w, h = self.dimensions
         ow, oh = out_size
         sx, sy = w / ow, h / oh
         out = np.empty((oh, ow, 3), np.uint8)
+        damaged = np.zeros((oh, ow), bool)
         for oy in range(0, oh, chunk):
             for ox in range(0, ow, chunk):
                 cw, ch = min(chunk, ow - ox), min(chunk, oh - oy)
@@ -267,14 +272,14 @@ class Slide:
                 try:
                     out[oy:oy + ch, ox:ox + cw] = self.read_scaled(box, (cw, ch))
                 except RegionReadError:
-                    out[oy:oy + ch, ox:ox + cw] = self._read_damaged(box, (cw, ch))
-        return out
+                    self._read_damaged(box, out[oy:oy + ch, ox:ox + cw], damaged[oy:oy + ch, ox:ox + cw])
+        return out, damaged
 
-    def _read_damaged(self, box: tuple[int, int, int, int], out_size: tuple[int, int]) -> np.ndarray:
-        """Read a failing box piece by piece, drawing the pieces that fail as DAMAGED_RGB."""
+    def _read_damaged(self, box: tuple[int, int, int, int], out: np.ndarray, damaged: np.ndarray) -> None:
+        """Read a failing box piece by piece into ``out``, drawing the pieces that fail as DAMAGED_RGB
+        and marking them in ``damaged``."""
         x, y, w, h = box
-        ow, oh = out_size
-        out = np.empty((oh, ow, 3), np.uint8)
+        oh, ow = damaged.shape
         step = max(1, min(ow, oh) // 8)
         for oy in range(0, oh, step):
             for ox in range(0, ow, step):
@@ -285,7 +290,7 @@ class Slide:
                     out[oy:oy + ch, ox:ox + cw] = self.read_scaled((x0, y0, max(1, x1 - x0), max(1, y1 - y0)), (cw, ch))
                 except RegionReadError:
                     out[oy:oy + ch, ox:ox + cw] = DAMAGED_RGB
-        return out
+                    damaged[oy:oy + ch, ox:ox + cw] = True
 
     # -- pixels -----------------------------------------------------------------------------
     def best_level_for_downsample(self, downsample: float) -> int:

@@ -25,11 +25,16 @@ MIN_PIECE_UM2 = 20_000.0
 
 @dataclass(frozen=True)
 class TissueMask:
-    """A boolean tissue mask; mask pixel (r, c) covers level-0 x in [c*scale_x, (c+1)*scale_x)."""
+    """A boolean tissue mask; mask pixel (r, c) covers level-0 x in [c*scale_x, (c+1)*scale_x).
+
+    ``unreadable`` (same shape, or None) marks where the overview could not be decoded:
+    whether tissue lies there is unknown, so tile grids try those places too.
+    """
 
     mask: np.ndarray
     scale_x: float
     scale_y: float
+    unreadable: np.ndarray | None = None
 
     def fraction(self) -> float:
         return float(self.mask.mean()) if self.mask.size else 0.0
@@ -102,6 +107,6 @@ def detect_tissue(slide: Slide) -> TissueMask:
         scale = max(w, h) / MASK_MAX_SIDE
     scale = max(scale, 1.0)
     mw, mh = max(1, round(w / scale)), max(1, round(h / scale))
-    rgb = slide.overview((mw, mh))
+    rgb, damaged = slide.overview_and_damage((mw, mh))
     pixel_um = slide.mpp * w / mw if slide.mpp is not None else None
-    return TissueMask(tissue_from_rgb(rgb, pixel_um), w / mw, h / mh)
+    return TissueMask(tissue_from_rgb(rgb, pixel_um), w / mw, h / mh, damaged if damaged.any() else None)

@@ -249,4 +249,6 @@ def test_importing_the_same_file_again_warns(store, slide):
     first = import_files(store, slide.info, [path])
     assert not any("already on this slide" in w for w in first.warnings)
     again = import_files(store, slide.info, [path])
-    assert any(f"{again.count} of {again.count} annotations are already on this slide" in w for w in again.warnings)
+    assert again.count == 1 and any("the only annotation is already on this slide" in w for w in again.warnings)
+    two = import_files(store, slide.info, [path, ANNOTATIONS / "qupath" / "qupath-rectangle.json"])
+    assert any("1 of 2 annotations is already on this slide" in w for w in two.warnings)

@@ -31,8 +31,8 @@ def run_headless_demo(slide_path: Path, out: Path) -> Iterator[str]:
         mask = detect_tissue(slide)
         grid = tile_grid(slide, mpp=0.5, size=224, mask=mask)
         grid_picture(slide, grid, mask).save(out / "tiles.png")
-        yield (f"tissue {mask.area_mm2(slide.require_mpp()):.2f} mm², {len(grid)} tiles of 224 px at 0.5 µm/px "
-               f"-> {out / 'tiles.png'}")
+        yield (f"tissue {mask.area_mm2(slide.require_mpp()):.2f} mm², {count(len(grid), 'tissue tile')} of 224 px at "
+               f"0.5 µm/px -> {out / 'tiles.png'}")
         w, h = slide.dimensions
         view = render_view(TileSource(slide), center=(w * 0.3, h * 0.4), magnification=10, size=(1280, 800))
         Image.fromarray(view).save(out / "view-10x.png")
@@ -44,7 +44,8 @@ def _analysis(slide_path: Path, out: Path) -> Iterator[str]:
     from .analysis.analyze import analyze_slide
 
     summary = analyze_slide(slide_path, out, device="cpu")
-    yield (f"analysed {count(summary['tiles'], 'tile')} in {summary['timings']['total_s']:.1f} s: "
+    yield (f"analysed {count(summary['tiles'], 'tile')} (tissue, and pen ink beside it) in "
+           f"{summary['timings']['total_s']:.1f} s: "
            f"{count(summary['regions'], 'region')} -> {out / 'heatmap.png'}, {out / 'findings.geojson'}")
     for r in summary["top_regions"][:5]:
         x, y = r["centroid"]

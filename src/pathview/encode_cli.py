@@ -145,7 +145,7 @@ def encode(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Encode a slide's tissue tiles with a tile encoder into OUTPUT/tiles.h5."""
-    from .analysis.encode import READER_KINDS, EncodeCancelled, encode_slide
+    from .analysis.encode import READER_KINDS, EncodeCancelled, default_workers, encode_slide, use_reader_processes
     from .analysis.runner import resolve_device
     from .encoders import get_spec, load_encoder
     from .slide import detect_tissue, open_slide, tile_grid
@@ -161,7 +161,10 @@ def encode(
         grid = tile_grid(s, mpp=tile_mpp, size=tile_px, mask=detect_tissue(s), min_tissue=min_tissue)
         enc = load_encoder(encoder, weights, device=dev)
         if not quiet:
-            typer.echo(f"{len(grid)} tiles of {tile_px} px at {tile_mpp} µm/px; {enc.label} on {dev}", err=True)
+            kind = "processes" if use_reader_processes(readers, dev, len(grid), workers or default_workers(dev)) \
+                else "threads"
+            typer.echo(f"{count(len(grid), 'tile')} of {tile_px} px at {tile_mpp} µm/px; {enc.label} on {dev}, "
+                       f"{workers or default_workers(dev)} reader {kind}", err=True)
         bar = _progress(len(grid), quiet)
         try:
             with bar as on_progress:

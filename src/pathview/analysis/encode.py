@@ -105,8 +105,7 @@ def encode_slide(
     ``threads``, ``processes`` or ``auto``: processes on a GPU for grids worth their start-up.
     """
     dev = runner.device if runner is not None else resolve_device(device)
-    if workers is None:
-        workers = min(12 if dev.type == "cuda" else 4, os.cpu_count() or 4)
+    workers = workers or default_workers(dev)
     processes = use_reader_processes(readers, dev, len(grid), workers)
     args = (slide, grid, encoder, out, dev, batch_size, workers, block_tiles, processes, compile, progress, cancel,
             runner, on_tiles)
@@ -114,6 +113,11 @@ def encode_slide(
         with cpu_threads(1):  # parallel over parts of each batch instead (see BatchRunner)
             return _encode(*args)
     return _encode(*args)
+
+
+def default_workers(device: torch.device) -> int:
+    """Readers by default: 12 on a GPU (they must keep up with it), 4 on a CPU (which also encodes)."""
+    return min(12 if device.type == "cuda" else 4, os.cpu_count() or 4)
 
 
 #: Below this many tiles reader processes cost more to start (about a second) than they save.

@@ -83,8 +83,9 @@ def import_files(store: FindingsStore, info: SlideInfo, paths: Sequence[str | Pa
             outside = outside_slide([a.geometry for a in result.annotations], info.dimensions)
             if outside:
                 w, h = info.dimensions
-                report.warnings.append(f"{p.name}: {len(outside)} of {len(result.annotations)} annotations reach "
-                                       f"outside the slide ({w} x {h} px); kept as they are - is it this slide's file?")
+                which = _of(len(outside), len(result.annotations), "reaches", "reach")
+                report.warnings.append(f"{p.name}: {which} outside the slide ({w} x {h} px); kept as they are - "
+                                       "is it this slide's file?")
             if result.mpp and info.mpp and abs(result.mpp - info.mpp) / info.mpp > 0.05:
                 report.warnings.append(f"{p.name}: drawn on an image of {result.mpp:g} µm/px, this slide is "
                                        f"{info.mpp:g} µm/px - is it this slide's file?")
@@ -96,8 +97,8 @@ def import_files(store: FindingsStore, info: SlideInfo, paths: Sequence[str | Pa
                                                         f"than the {MAX_OBJECTS:,} pathview imports at once")
         again = _already_there(store, info.quickhash, annotations)
         if again:
-            report.warnings.append(f"{again} of {len(annotations)} annotations are already on this slide with the "
-                                   "same class and shape: imported again (was this file imported before?)")
+            report.warnings.append(f"{_of(again, len(annotations), 'is', 'are')} already on this slide with the same class "
+                                   "and shape: imported again (was this file imported before?)")
         report.count = store.add_many(info.quickhash, annotations)
         report.annotations = annotations
     known = {c.name for c in store.classes()}
@@ -145,3 +146,11 @@ def export_annotations(store: FindingsStore, slide, fmt: str, out: str | Path,
         data = csv_bytes(annotations, info.mpp, info.mpp_source)
     atomic_write(out, data)
     return warnings
+
+
+
+def _of(part: int, whole: int, one: str, many: str) -> str:
+    """'3 of 5 annotations <many>', '1 of 5 annotations <one>', or 'the only annotation <one>'."""
+    if whole == 1:
+        return f"the only annotation {one}"
+    return f"{part} of {whole} annotations {one if part == 1 else many}"

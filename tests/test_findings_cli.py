@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ANNOTATIONS, CMU_SVS
+from conftest import ANNOTATIONS, CMU_SVS, TCGA_NO_MPP
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -50,3 +50,22 @@ def test_a_bad_file_exits_2_with_one_line_and_keeps_the_annotations(tmp_path):
     assert len(json.loads(run("annotations", str(CMU_SVS), "--workspace", ws, "--json").stdout)) == 1
     res = run("export", str(CMU_SVS), "--format", "docx", "-o", str(tmp_path / "x"), "--workspace", ws)
     assert res.returncode == 2 and "unknown format 'docx'" in res.stderr
+
+
+def test_a_pixel_size_declared_in_the_viewer_holds_on_the_command_line(tmp_path):
+    from pathview.pixel_sizes import DeclaredPixelSizes
+    from pathview.slide import open_slide
+    from pathview.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    rect = ANNOTATIONS / "qupath" / "qupath-rectangle.json"
+    assert run("import", str(TCGA_NO_MPP), str(rect), "--workspace", str(ws)).returncode == 0
+    (before,) = json.loads(run("annotations", str(TCGA_NO_MPP), "--workspace", str(ws), "--json").stdout)
+    assert "Area px²" in before["measurements"] and "Area µm²" not in before["measurements"]
+    with open_slide(TCGA_NO_MPP) as slide:
+        DeclaredPixelSizes(Workspace.at(ws)).remember(slide.quickhash, 0.5)  # what View > Set pixel size... files
+    (after,) = json.loads(run("annotations", str(TCGA_NO_MPP), "--workspace", str(ws), "--json").stdout)
+    assert after["measurements"]["Area µm²"] == before["measurements"]["Area px²"] * 0.25
+    (given,) = json.loads(run("annotations", str(TCGA_NO_MPP), "--workspace", str(ws), "--json",
+                              "--slide-mpp", "0.25").stdout)  # a value given on the command line wins
+    assert given["measurements"]["Area µm²"] == before["measurements"]["Area px²"] * 0.0625

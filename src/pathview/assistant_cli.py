@@ -103,7 +103,7 @@ def ask(
     from .assistant.context import clip_box
     from .assistant.scores import find_tiles_h5
     from .findings import FindingsStore
-    from .slide import open_slide
+    from .pixel_sizes import open_declared
     from .workspace import Workspace, default_root
 
     if region and annotation:
@@ -112,7 +112,7 @@ def ask(
     backend = make_backend(model, server, allow_remote, device)
     ws = Workspace(Path(workspace) if workspace else default_root())
     with ExitStack() as stack:
-        s = stack.enter_context(open_slide(slide, mpp=slide_mpp))
+        s = stack.enter_context(open_declared(slide, ws, slide_mpp))
         store = stack.enter_context(FindingsStore.open(ws)) if (save or annotation) else None
         context_of = None
         if annotation:

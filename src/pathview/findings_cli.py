@@ -17,7 +17,7 @@ import typer
 from .wording import count
 
 WorkspaceOpt = Annotated[Optional[Path], typer.Option("--workspace", help="Workspace folder (default: the user one).")]
-SlideMppOpt = Annotated[Optional[float], typer.Option("--slide-mpp", help="Pixel size in µm for slides that record none.")]
+SlideMppOpt = Annotated[Optional[float], typer.Option("--slide-mpp", help="Pixel size in µm for slides that record none (default: the one declared in the viewer, if any).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -41,9 +41,11 @@ def import_annotations(
     """Import annotation files into the slide's findings (all files or nothing)."""
     from .findings import FindingsStore
     from .findings.interchange import import_files
-    from .slide import open_slide
+    from .pixel_sizes import open_declared
+    from .workspace import Workspace
 
-    with open_slide(slide, mpp=slide_mpp) as s, FindingsStore.open(workspace) as store:
+    ws = Workspace.at(workspace)
+    with open_declared(slide, ws, slide_mpp) as s, FindingsStore.open(ws) as store:
         report = import_files(store, s.info, files)
         total = store.count(s.info.quickhash)
     _warn(report.warnings)
@@ -64,9 +66,11 @@ def export_annotations(
     """Export the slide's annotations (QuPath GeoJSON, ASAP XML, ImageScope XML, CSV) or a PDF/HTML report."""
     from .findings import FindingsStore
     from .findings.interchange import export_annotations as export
-    from .slide import open_slide
+    from .pixel_sizes import open_declared
+    from .workspace import Workspace
 
-    with open_slide(slide, mpp=slide_mpp) as s, FindingsStore.open(workspace) as store:
+    ws = Workspace.at(workspace)
+    with open_declared(slide, ws, slide_mpp) as s, FindingsStore.open(ws) as store:
         warnings = export(store, s, fmt.lower(), output, include_identifiers=include_identifiers)
         n = store.count(s.info.quickhash)
     _warn(warnings)
@@ -82,9 +86,11 @@ def list_annotations(
     """List the slide's annotations with class, measurements and note."""
     from .findings import FindingsStore, measure
     from .findings.measurements import format_measurement
-    from .slide import open_slide
+    from .pixel_sizes import open_declared
+    from .workspace import Workspace
 
-    with open_slide(slide, mpp=slide_mpp) as s, FindingsStore.open(workspace) as store:
+    ws = Workspace.at(workspace)
+    with open_declared(slide, ws, slide_mpp) as s, FindingsStore.open(ws) as store:
         anns = store.annotations(s.info.quickhash)
         mpp = s.info.mpp
     records = [{

@@ -18,12 +18,12 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import PathviewError
+from ..pixel_sizes import DeclaredPixelSizes
 from ..slide import Slide, open_slide
 from ..viewport import PRESETS, Viewport
 from .analysis_controller import AnalysisController
 from .annotation_menu import AnnotationMenu
 from .chat_panel import ChatPanel
-from .declared_pixel_sizes import DeclaredPixelSizes
 from .info_panel import InfoPanel
 from .overview import OverviewWidget
 from .pixel_size_dialog import PixelSizeDialog

@@ -1,8 +1,9 @@
 """Pixel sizes the user declared for slides that record none, kept in the workspace by quickhash.
 
-A slide without an mpp is asked for one once: the answer is filed under
+A slide without an mpp is asked for one once (in the viewer): the answer is filed under
 ``<workspace>/pixel-sizes/<quickhash>.json`` (never beside the slide: shares are often
-read-only), so the slide opens with it again, renamed or moved, without asking.
+read-only), so the slide opens with it again, renamed or moved, without asking, in the
+viewer and in the commands that take ``--workspace``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..analysis.outputs import atomic_write
-from ..workspace import Workspace
+from .analysis.outputs import atomic_write
+from .slide import Slide, open_slide
+from .workspace import Workspace
 
 
 class DeclaredPixelSizes:
@@ -35,3 +37,16 @@ class DeclaredPixelSizes:
         """File ``mpp`` for the slide; raises OSError when the workspace cannot be written."""
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path(quickhash), lambda p: p.write_text(json.dumps({"mpp": mpp})))
+
+
+def open_declared(path: str | Path, workspace: Workspace, mpp: float | None = None) -> Slide:
+    """Open a slide with ``mpp`` if given, else with the pixel size declared for it in ``workspace``
+    when the slide records none."""
+    slide = open_slide(path, mpp=mpp)
+    if mpp is not None or slide.info.mpp is not None:
+        return slide
+    declared = DeclaredPixelSizes(workspace).get(slide.quickhash)
+    if declared is None:
+        return slide
+    slide.close()
+    return open_slide(path, mpp=declared)

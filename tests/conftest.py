@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["assistant_fixtures"]
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("PATHVIEW_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SLIDES = DATA / "slides"
@@ -16,6 +18,8 @@ ANNOTATIONS = DATA / "annotations"
 CMU_SVS = SLIDES / "CMU-1-Small-Region.svs"
 CMU_DICOM = SLIDES / "CMU-1-Small-Region-dicom"
 TCGA_NO_MPP = SLIDES / "TCGA-CR-7395-01A-01-TS1.svs"
+#: Every annotation file of ../shared/data (QuPath GeoJSON, ASAP and ImageScope XML).
+ANNOTATION_FILES = sorted(p for p in ANNOTATIONS.rglob("*") if p.suffix in (".json", ".geojson", ".xml"))
 
 if not SLIDES.is_dir():
     raise RuntimeError(f"test data not found at {DATA}: the tests read ../shared/data in place")
@@ -38,3 +42,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def slide():
+    """CMU-1-Small-Region.svs, opened once per test module."""
+    from pathview.slide import open_slide
+
+    with open_slide(CMU_SVS) as s:
+        yield s
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A findings store in a fresh workspace (real SQLite)."""
+    from pathview.findings import FindingsStore
+
+    with FindingsStore.open(tmp_path / "ws") as s:
+        yield s

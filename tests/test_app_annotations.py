@@ -399,3 +399,31 @@ def test_frame_time_stays_bounded_with_many_polygons(make_window, qtbot):
     assert sorted(times)[-2] < 0.25  # a frame renders only what its budget allows
     qtbot.waitUntil(lambda: (view.repaint(), not layer.pending)[1], timeout=20000)
     QApplication.processEvents()
+
+
+IMPORT_FILES = [ANNOTATIONS / "qupath" / "qupath-polygon-cell-classified.json", ANNOTATIONS / "asap" / "asap-polygon.xml"]
+
+
+def test_ctrl_z_in_the_window_undoes_an_import_in_one_step(make_window, qtbot, workspace):
+    win, view = make_window()
+    ctl = win.annotations.controller
+    ctl.set_tool("rectangle")
+    drag(qtbot, view, (200, 200), (300, 260))
+    (drawn,) = stored(workspace, view)
+    win.annotations.import_files([str(p) for p in IMPORT_FILES])
+    qtbot.waitUntil(lambda: ctl.history.undo_label == "import of 5 annotations" and len(ctl.scene) == 6,
+                    timeout=10000)
+    assert win.statusBar().currentMessage() == "Imported 5 annotations (Ctrl+Z undoes the import)."
+    box = QApplication.activeModalWidget()  # these files are not this slide's: a warning to read first
+    assert box.text().startswith("Imported 5 annotations.")
+    box.close()
+    win.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is win)  # Ctrl+Z is the window's shortcut
+    imported = [a.id for a in stored(workspace, view)][1:]
+    qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert [a.id for a in stored(workspace, view)] == [drawn.id]
+    assert win.statusBar().currentMessage() == "Undid import of 5 annotations."
+    qtbot.waitUntil(lambda: len(ctl.scene) == 1)
+    qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert [a.id for a in stored(workspace, view)] == [drawn.id, *imported]
+    qtbot.waitUntil(lambda: len(ctl.scene) == 6)

@@ -8,7 +8,6 @@ import time
 import numpy as np
 import pytest
 from conftest import CMU_SVS
-from test_assistant_models import models_env, tiny  # noqa: F401  (fixtures)
 
 from pathview.assistant import ChatSession, LoadEvent, create_backend, load_in_background
 from pathview.assistant.messages import message, png_bytes
@@ -24,14 +23,14 @@ def slide():
 
 
 @pytest.fixture(params=MODELS)
-def backend(request, models_env):  # noqa: F811
+def backend(request, models_env):
     b = create_backend("transformers", model=request.param)
     b.load()
     yield b
     b.close()
 
 
-def test_loading_in_the_background_reports_progress_to_ready(models_env):  # noqa: F811
+def test_loading_in_the_background_reports_progress_to_ready(models_env):
     events: list[LoadEvent] = []
     b = create_backend("transformers", model="tiny-qwen25vl")
     assert not b.loaded

@@ -9,8 +9,6 @@ import sys
 
 import pytest
 from conftest import CMU_SVS
-from test_assistant_http import served  # noqa: F401  (fixture)
-from test_assistant_models import models_env, tiny  # noqa: F401  (fixtures)
 
 from pathview.assistant import AssistantError, ChatSession, create_backend
 from pathview.assistant.findings_link import REGION_NAME, annotation_context, save_answer
@@ -20,13 +18,7 @@ from pathview.slide import open_slide
 
 
 @pytest.fixture
-def store(tmp_path):
-    with FindingsStore.open(tmp_path / "workspace") as s:
-        yield s
-
-
-@pytest.fixture
-def session(models_env):  # noqa: F811
+def session(models_env):
     backend = create_backend("transformers", model="tiny-gemma3")
     with open_slide(CMU_SVS) as slide:
         yield ChatSession(backend, slide)
@@ -61,7 +53,7 @@ def test_an_answer_about_an_annotation_is_filed_under_it_with_its_class_and_note
     assert [a.question for a in store.answers(qh, ann.id)] == ["Is this tumour?"]
 
 
-def test_cli_asks_about_an_annotation_and_saves_the_answer(served, tmp_path):  # noqa: F811
+def test_cli_asks_about_an_annotation_and_saves_the_answer(served, tmp_path):
     _, server = served
     ws = tmp_path / "workspace"
     with open_slide(CMU_SVS) as slide, FindingsStore.open(ws) as store:

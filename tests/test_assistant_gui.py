@@ -9,7 +9,6 @@ import pytest
 from conftest import CMU_SVS
 from PySide6.QtCore import Qt, QTimer
 from test_assistant_context import write_tiles_h5
-from test_assistant_models import models_env, tiny  # noqa: F401  (fixtures)
 
 from pathview.app.assistant_turn import TurnWidget
 from pathview.app.main_window import MainWindow
@@ -21,7 +20,7 @@ from pathview.workspace import Workspace
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch, models_env):  # noqa: F811  (the panel lists models when built)
+def window(qtbot, tmp_path, monkeypatch, models_env):  # models_env: the panel lists models when built
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.setenv("PATHVIEW_WORKSPACE", str(tmp_path / "workspace"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the model process: one thread on this shared machine
@@ -51,7 +50,7 @@ class TickRecorder:
         return self.gaps(start, end)[0]
 
 
-def test_answer_streams_into_the_window_without_stalling_it(window, qtbot, models_env):  # noqa: F811
+def test_answer_streams_into_the_window_without_stalling_it(window, qtbot, models_env):
     view = window.open_path(str(CMU_SVS))
     panel = window.assistant
     assert panel.model_box.count() == 2 and panel.ask_button.isEnabled()
@@ -108,7 +107,7 @@ def qtbot_button():
     return Qt.MouseButton.LeftButton
 
 
-def test_stop_ends_the_answer_within_a_second_and_regions_come_from_annotations(window, qtbot, models_env):  # noqa: F811
+def test_stop_ends_the_answer_within_a_second_and_regions_come_from_annotations(window, qtbot, models_env):
     view = window.open_path(str(CMU_SVS))
     panel = window.assistant
     # The slide's analysis finishes (in the window's workspace): its scores go with the next question.
@@ -135,7 +134,7 @@ def test_stop_ends_the_answer_within_a_second_and_regions_come_from_annotations(
     assert panel.turn_widgets[turn.id].state.text() == "stopped"
 
 
-def test_model_text_is_shown_as_plain_text_never_html(window, qtbot, models_env):  # noqa: F811
+def test_model_text_is_shown_as_plain_text_never_html(window, qtbot, models_env):
     window.open_path(str(CMU_SVS))
     panel = window.assistant
     panel.max_new_tokens = 3

@@ -14,25 +14,12 @@ import urllib.request
 import numpy as np
 import pytest
 from conftest import CMU_SVS
-from test_assistant_models import models_env, tiny  # noqa: F401  (fixtures)
 
 from pathview.assistant import RemoteServerRefusedError, create_backend
 from pathview.assistant.errors import AssistantServerError
 from pathview.assistant.messages import message, png_bytes
 from pathview.assistant.openai_backend import check_server_url
-from pathview.assistant.server import ModelServer
 from pathview.cli import main
-
-
-@pytest.fixture
-def served(models_env):  # noqa: F811
-    local = create_backend("transformers", model="tiny-gemma3")
-    local.load()
-    server = ModelServer(local, port=0)
-    server.start()
-    yield local, server
-    server.shutdown()
-    server.server_close()
 
 
 def test_streaming_over_http_gives_the_local_models_answer(served):

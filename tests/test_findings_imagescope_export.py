@@ -8,27 +8,14 @@ import sys
 
 import pytest
 import shapely
-from conftest import ANNOTATIONS, CMU_SVS
+from conftest import ANNOTATION_FILES, CMU_SVS
 from defusedxml import ElementTree as SafeET
 
 from pathview.findings import Annotation, FindingsStore, ellipse, rectangle
 from pathview.findings.interchange import export_annotations, import_files, read_file
-from pathview.slide import open_slide
 
-FILES = sorted(p for p in ANNOTATIONS.rglob("*") if p.suffix in (".json", ".geojson", ".xml"))
 HOLED = shapely.Polygon([(0, 0), (100, 0), (100, 100), (0, 100)], [[(20, 20), (40, 20), (40, 40), (20, 40)]])
 
-
-@pytest.fixture(scope="module")
-def slide():
-    with open_slide(CMU_SVS) as s:
-        yield s
-
-
-@pytest.fixture
-def store(tmp_path):
-    with FindingsStore.open(tmp_path / "ws") as s:
-        yield s
 
 
 def _as(info, quickhash):
@@ -44,7 +31,7 @@ def _holes(geometry) -> list[int]:
     return [len(p.interiors) for p in getattr(geometry, "geoms", [geometry]) if p.geom_type == "Polygon"]
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ANNOTATION_FILES, ids=lambda p: p.name)
 def test_every_shared_file_round_trips_through_imagescope_xml(path, store, slide, tmp_path):
     import_files(store, _as(slide.info, "first"), [path])
     out = tmp_path / "out.xml"

@@ -9,27 +9,15 @@ import json
 
 import pytest
 import shapely
-from conftest import ANNOTATIONS, CMU_SVS, TCGA_NO_MPP
+from conftest import ANNOTATION_FILES, ANNOTATIONS, TCGA_NO_MPP
 from shapely.geometry import shape
 
-from pathview.findings import Annotation, AnnotationImportError, FindingsStore, ellipse
+from pathview.findings import Annotation, AnnotationImportError, ellipse
 from pathview.findings import geojson as geojson_module
 from pathview.findings.interchange import export_annotations, import_files, read_file
 from pathview.slide import open_slide
 
-FILES = sorted(p for p in ANNOTATIONS.rglob("*") if p.suffix in (".json", ".geojson", ".xml"))
 
-
-@pytest.fixture(scope="module")
-def slide():
-    with open_slide(CMU_SVS) as s:
-        yield s
-
-
-@pytest.fixture
-def store(tmp_path):
-    with FindingsStore.open(tmp_path / "ws") as s:
-        yield s
 
 
 def _as(info, quickhash):
@@ -47,10 +35,10 @@ def _assert_same(before: list[Annotation], after: list[Annotation]) -> None:
 
 
 def test_every_shared_file_is_covered():
-    assert {p.parent.name for p in FILES} == {"qupath", "asap", "imagescope"} and len(FILES) == 16
+    assert {p.parent.name for p in ANNOTATION_FILES} == {"qupath", "asap", "imagescope"} and len(ANNOTATION_FILES) == 16
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ANNOTATION_FILES, ids=lambda p: p.name)
 def test_round_trip_through_qupath_geojson_keeps_geometry_classes_names_measurements(path, store, slide, tmp_path):
     report = import_files(store, _as(slide.info, "first"), [path])
     assert report.count > 0 and any("outside the slide" in w for w in report.warnings)  # not this slide's file
@@ -67,7 +55,7 @@ def test_round_trip_through_qupath_geojson_keeps_geometry_classes_names_measurem
     _assert_same(before, store.annotations("second"))
 
 
-@pytest.mark.parametrize("path", [p for p in FILES if p.parent.name == "asap"], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in ANNOTATION_FILES if p.parent.name == "asap"], ids=lambda p: p.name)
 def test_round_trip_through_asap_xml(path, store, slide, tmp_path):
     import_files(store, _as(slide.info, "first"), [path])
     out = tmp_path / "out.xml"

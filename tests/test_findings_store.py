@@ -21,12 +21,6 @@ from pathview.workspace import Workspace
 QH = "slide-quickhash"
 
 
-@pytest.fixture
-def store(tmp_path):
-    with FindingsStore.open(tmp_path / "ws") as s:
-        yield s
-
-
 def test_store_lives_in_the_workspace_in_wal_mode(tmp_path):
     ws = Workspace.at(tmp_path / "ws")
     with FindingsStore.open(ws) as s:

@@ -53,7 +53,7 @@ def analyze(
                f"({summary['tiles_per_s']:.0f} tiles/s on {summary['device']})")
     for r in summary["top_regions"][:10]:
         x, y = r["centroid"]
-        typer.echo(f"  #{r['rank']:<3d} {r['title']:<24s} score {r['score']:.2f}  {r['tiles']:4d} tiles  "
+        typer.echo(f"  #{r['rank']:<3d} {r['title']:<24s} score {r['score']:.2f}  {count(r['tiles'], 'tile'):>9s}  "
                    f"{r['area_mm2']:.3f} mm²  at {x:.0f},{y:.0f}")
     if note := unreadable_note(summary):
         typer.echo(f"warning: {note} (places in summary.json 'unreadable_boxes')", err=True)

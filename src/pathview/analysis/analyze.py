@@ -186,7 +186,7 @@ def analyze_slide(
         settings = analysis_settings(enc.label, tile_mpp, tile_size, min_tissue, level0_mpp,
                                      slide.info.mpp_source, bank.fingerprint if bank is not None else None)
         summary = _summary(slide, settings, sel, grid, features, anomaly, artifacts, regions, method, clock,
-                           enc_rate, str(dev), level0_mpp, unreadable)
+                           enc_rate, str(dev), level0_mpp, unreadable, Path(slide_path).name)
     atomic_write(out / SUMMARY_FILE, lambda p: p.write_text(json.dumps(summary, indent=2)))
     emit(AnalyzeEvent("done", 4, 4, f"wrote {out}"))
     return summary
@@ -290,12 +290,12 @@ def _write_pictures(out: Path, slide: Any, thumb: Any, coords: np.ndarray, ps0: 
 
 def _summary(slide: Any, settings: dict[str, Any], sel: Any, grid: Any, features: np.ndarray, anomaly: np.ndarray,
              artifacts: dict[str, np.ndarray], regions: list, method: str, clock: _Clock, enc_rate: float,
-             device: str, level0_mpp: float, unreadable: np.ndarray) -> dict[str, Any]:
+             device: str, level0_mpp: float, unreadable: np.ndarray, name: str) -> dict[str, Any]:
     n = len(anomaly)
     total_s = clock.total()
     return {
         "slide": str(slide.path),
-        "slide_name": Path(slide.path).name,
+        "slide_name": name,  # as the user named it (a DICOM folder, not one of its files)
         "slide_quickhash": slide.quickhash,
         "settings": settings,
         "tile_mpp_used": float(grid.mpp),

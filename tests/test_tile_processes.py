@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 
 import numpy as np
 import pytest
 import torch
 from conftest import BROKEN, CMU_SVS
 
-from pathview.analysis.encode import PROCESS_READERS_MIN_TILES, encode_slide, use_reader_processes
+from pathview.analysis.encode import PROCESS_READERS_MIN_TILES, EncodeCancelled, encode_slide, use_reader_processes
 from pathview.analysis.store import read_tile_store
 from pathview.encoders import load_encoder
 from pathview.errors import RegionReadError
 from pathview.slide import open_slide, tile_grid
-from pathview.slide.tile_processes import ProcessTileReader, TileReaderDied
+from pathview.slide.tile_processes import ProcessTileReader, TileBufferError, TileReaderDied, _shared_file
 from pathview.slide.tile_reader import iter_tiles
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -71,16 +73,69 @@ def test_a_slide_that_cannot_be_opened_in_the_reader_process_is_an_error_not_a_h
         next(iter(reader))
 
 
-def test_a_killed_reader_process_is_an_error_not_a_hang():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_killed_reader_process_is_an_error_not_a_hang(workers):
     with open_slide(CMU_SVS) as slide:
-        grid = tile_grid(slide, mpp=0.25, size=64)  # many small blocks: the reader is still busy when killed
-    with ProcessTileReader(CMU_SVS, grid, workers=1, block_tiles=2) as reader:
+        grid = tile_grid(slide, mpp=0.25, size=64)  # many small blocks: readers are still busy when killed
+    with ProcessTileReader(CMU_SVS, grid, workers=workers, block_tiles=2) as reader:
         batches = iter(reader)
         next(batches)
-        os.kill(reader._workers[0].proc.pid, signal.SIGKILL)
+        for worker in reader._workers:  # busy or idle: the next send or wait finds it dead
+            os.kill(worker.proc.pid, signal.SIGKILL)
         with pytest.raises(TileReaderDied, match="died"):
             for _ in batches:
                 pass
+
+
+def reader_pids() -> list[int]:
+    """This process's tile reader children, found in /proc."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            cmd = open(f"/proc/{entry}/cmdline", "rb").read()
+            ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"pathview.slide.tile_worker" in cmd and ppid == os.getpid():
+            pids.append(int(entry))
+    return pids
+
+
+def test_cancel_ends_encoding_even_while_the_readers_hang(tmp_path):
+    enc = load_encoder()
+    cancel = threading.Event()
+    outcome: list[object] = []
+    with open_slide(CMU_SVS) as slide:
+        grid = tile_grid(slide, mpp=0.25, size=64)
+
+        def run() -> None:
+            try:
+                encode_slide(slide, grid, enc, tmp_path, device="cpu", batch_size=8, workers=2, readers="processes",
+                             cancel=cancel)
+                outcome.append("finished")
+            except EncodeCancelled as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while len(reader_pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        hung = reader_pids()
+        for pid in hung:  # a reader stuck on a dead network share, say
+            os.kill(pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        cancel.set()
+        thread.join(timeout=30)
+        took = time.monotonic() - t0
+    assert not thread.is_alive() and len(hung) == 2
+    assert isinstance(outcome[0], EncodeCancelled) and took < 6, f"cancel took {took:.1f} s"
+    assert not reader_pids() and not (tmp_path / "tiles.h5").exists()  # hung readers killed, nothing half-written
+
+
+def test_no_room_for_the_tile_buffer_is_one_clear_error():
+    with pytest.raises(TileBufferError, match="no room for the .* tile buffer .* use --readers threads"):
+        _shared_file(1 << 60)  # an exbibyte: no /dev/shm or disk has it
 
 
 def test_encoding_with_reader_processes_writes_the_same_store_as_with_threads(tmp_path):

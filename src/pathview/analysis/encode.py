@@ -225,7 +225,7 @@ class _Run:
         attrs = store_attrs(slide, self.grid, encoder.label, encoder.embed_dim)
         with TileStoreWriter(path, self.total, encoder.embed_dim, attrs) as writer, \
                 TilePrefetcher(slide, self.grid, runner.batch_size, workers=workers, block_tiles=block_tiles,
-                               pin=cuda, processes=processes) as prefetcher:
+                               pin=cuda, processes=processes, cancel=cancel) as prefetcher:
             for batch in prefetcher:
                 if cancel is not None and cancel.is_set():
                     raise EncodeCancelled(self.done, self.total)

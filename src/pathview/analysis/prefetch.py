@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from ..slide.tile_processes import ProcessTileReader
 from ..slide.tile_reader import TileBatch, iter_tiles
 
 _POLL_S = 0.1
+_CLOSE_S = 10.0
 
 
 @dataclass
@@ -59,8 +61,10 @@ class TilePrefetcher:
     """Iterate :class:`HostBatch` es of ``batch_size`` tiles of ``grid``, read ahead on threads."""
 
     def __init__(self, slide: Slide, grid: TileGrid, batch_size: int, *, workers: int = 4, block_tiles: int = 8,
-                 depth: int = 3, pin: bool = False, processes: bool = False) -> None:
+                 depth: int = 3, pin: bool = False, processes: bool = False,
+                 cancel: threading.Event | None = None) -> None:
         self.slide, self.grid = slide, grid
+        self.cancel = cancel  # set: iteration ends within _POLL_S, even while a read hangs
         self.batch_size = batch_size
         self.workers, self.block_tiles = workers, block_tiles
         self.processes = processes
@@ -98,7 +102,8 @@ class TilePrefetcher:
     def _run(self) -> None:
         try:
             if self.processes:
-                with ProcessTileReader(self.slide.path, self.grid, self.workers, self.block_tiles) as reader:
+                with ProcessTileReader(self.slide.path, self.grid, self.workers, self.block_tiles,
+                                       stop=self._stop) as reader:
                     self._pack(iter(reader))
             else:
                 self._pack(iter_tiles(self.slide, self.grid, workers=self.workers, block_tiles=self.block_tiles))
@@ -135,7 +140,12 @@ class TilePrefetcher:
     # -- consumer -----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[HostBatch]:
         while True:
-            item = self._ready.get()
+            try:
+                item = self._ready.get(timeout=_POLL_S)
+            except queue.Empty:
+                if self.cancel is not None and self.cancel.is_set():
+                    return
+                continue
             if isinstance(item, _End):
                 return
             if isinstance(item, _Failed):
@@ -147,9 +157,12 @@ class TilePrefetcher:
         self._free.put((batch.buffer, event))
 
     def close(self) -> None:
-        """Stop reading and wait for the reader thread (it finishes the blocks already started)."""
+        """Stop reading and wait for the reader thread: reader processes are stopped (killed when they
+        hang); a read hanging in a reader *thread* cannot be interrupted, so after ``_CLOSE_S`` that
+        (daemon) thread is left to finish on its own."""
         self._stop.set()
-        while self._thread.is_alive():
+        deadline = time.monotonic() + _CLOSE_S
+        while self._thread.is_alive() and time.monotonic() < deadline:
             try:
                 while True:
                     self._ready.get_nowait()

@@ -19,6 +19,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
@@ -26,14 +28,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import PathviewError
 from .grid import TileGrid
 from .tile_reader import TileBatch, block_groups
 
-_WAIT_S = 1.0
+_WAIT_S = 0.5
+#: How long close() lets busy workers finish their block before it kills them (all together).
+_STOP_S = 2.0
 
 
 class TileReaderDied(RuntimeError):
     """A reader process ended without finishing its block (killed, out of memory, a crash in a decoder)."""
+
+
+class TileBufferError(PathviewError):
+    """No room for the readers' shared tile buffer (in /dev/shm nor in the temporary folder)."""
 
 
 class _Worker:
@@ -43,27 +52,44 @@ class _Worker:
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
         self.name = f"tile-reader-{index}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "pathview.slide.tile_worker", str(task_r), str(result_w),
-                                      str(buffer_fd)], pass_fds=(task_r, result_w, buffer_fd), stdin=subprocess.DEVNULL)
-        os.close(task_r)
-        os.close(result_w)
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "pathview.slide.tile_worker", str(task_r),
+                                          str(result_w), str(buffer_fd)],
+                                         pass_fds=(task_r, result_w, buffer_fd), stdin=subprocess.DEVNULL)
+        except BaseException:
+            for fd in (task_w, result_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(task_r)
+            os.close(result_w)
         self.tasks = Connection(task_w, readable=False)
         self.results = Connection(result_r, writable=False)
         self.pending = 0
         self.tasks.send(init)
 
+    def send(self, task: object) -> None:
+        try:
+            self.tasks.send(task)
+        except OSError:  # the pipe is broken: the process is gone
+            raise self.died() from None
+        self.pending += 1
+
     def died(self) -> TileReaderDied:
         code = self.proc.wait()
         return TileReaderDied(f"tile reader process {self.name} died (exit code {code}) while reading the slide")
 
-    def stop(self) -> None:
+    def ask_to_stop(self) -> None:
         try:
             self.tasks.send(None)
         except OSError:  # already gone
             pass
+
+    def end(self, deadline: float) -> None:
+        """Wait for the process until ``deadline`` (time.monotonic), then kill it: its block is not wanted."""
         try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # stuck in a decoder: its block is not wanted any more
+            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         self.tasks.close()
@@ -79,8 +105,9 @@ class ProcessTileReader:
     """
 
     def __init__(self, path: str | os.PathLike, grid: TileGrid, workers: int = 4, block_tiles: int = 8,
-                 depth: int = 2) -> None:
+                 depth: int = 2, stop: threading.Event | None = None) -> None:
         self.grid = grid
+        self.stop = stop  # set: iteration ends at the next wait, even while a reader hangs
         self.blocks = block_groups(grid, block_tiles)
         nworkers = min(workers, max(1, len(self.blocks)))
         self.shape = (max(2, depth * nworkers), block_tiles * block_tiles, grid.patch_size, grid.patch_size, 3)
@@ -108,14 +135,14 @@ class ProcessTileReader:
                 consumed = None
             while free and (indices := next(blocks, None)) is not None:
                 slot = free.popleft()
-                worker = min(self._workers, key=lambda w: w.pending)
-                worker.tasks.send((slot, self.grid.coords[indices]))
-                worker.pending += 1
+                min(self._workers, key=lambda w: w.pending).send((slot, self.grid.coords[indices]))
                 submitted.append((slot, indices))
             if not submitted:
                 return
             slot, indices = submitted[0]
             while slot not in ready:
+                if self.stop is not None and self.stop.is_set():
+                    return
                 ready.update((s, (damaged, error)) for s, damaged, error in self._collect())
             damaged, error = ready.pop(slot)
             submitted.popleft()
@@ -142,9 +169,13 @@ class ProcessTileReader:
         return got
 
     def close(self) -> None:
-        """Stop the workers (a busy one finishes its block first; a stuck one is killed) and free the buffer."""
+        """Stop the workers (busy ones may finish their block for a moment; then they are killed) and free
+        the buffer."""
         for worker in self._workers:
-            worker.stop()
+            worker.ask_to_stop()
+        deadline = time.monotonic() + _STOP_S
+        for worker in self._workers:
+            worker.end(deadline)
         self._workers = []
         self.slots = None
         try:
@@ -161,9 +192,23 @@ class ProcessTileReader:
 
 
 def _shared_file(size: int):
-    """Return an open temporary file of ``size`` bytes in memory-backed storage, nameless from the start
-    (the workers inherit its descriptor), so no crash of any process can leave it behind."""
-    folder = "/dev/shm" if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK) else None
-    f = tempfile.TemporaryFile(prefix="pathview-tiles-", dir=folder)
-    f.truncate(size)
-    return f
+    """Return an open temporary file of ``size`` bytes, nameless from the start (the workers inherit its
+    descriptor, so no crash of any process can leave it behind), in memory-backed /dev/shm when it has
+    room, else in the temporary folder (the page cache keeps it in memory as long as memory allows).
+
+    The space is reserved up front: a sparse file on a full /dev/shm (64 MB in a default Docker
+    container) would kill the workers with SIGBUS at their first write.
+    """
+    folders = [d for d in ("/dev/shm",) if Path(d).is_dir() and os.access(d, os.W_OK)] + [tempfile.gettempdir()]
+    for folder in folders:
+        f = tempfile.TemporaryFile(prefix="pathview-tiles-", dir=folder)
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(f.fileno(), 0, size)
+            else:  # no way to reserve the space (macOS): a sparse file
+                f.truncate(size)
+            return f
+        except OSError:
+            f.close()
+    raise TileBufferError(f"no room for the {size / 2**20:.0f} MB tile buffer of the reader processes in "
+                          f"{' or '.join(folders)}: free some space, or use --readers threads")

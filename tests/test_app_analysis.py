@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import CMU_SVS, TCGA_NO_MPP
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
+from PySide6.QtWidgets import QDialogButtonBox, QMessageBox, QPushButton
 from shapely.geometry import box
 
 from pathview.analysis import inject
@@ -483,6 +483,56 @@ def test_a_reference_bank_is_checked_when_chosen_and_a_wrong_file_is_refused(qtb
                                      "'pathview-he': choose that encoder, another bank or none")
     assert not ok.isEnabled()
     assert dialog.choose_reference(None) and ok.isEnabled() and dialog.run().reference is None
+
+
+def test_a_stored_encoder_no_longer_installed_is_replaced_with_a_note(qtbot, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # models only in tmp_path/models: the built-in encoder and uni
+    monkeypatch.setenv("PATHVIEW_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    (tmp_path / "models" / "uni").mkdir(parents=True)
+    (tmp_path / "models" / "uni" / "pytorch_model.bin").write_bytes(b"")
+    dialog = AnalysisSettingsDialog(AnalysisConfig(encoder="virchow2"), gpus=0)
+    qtbot.addWidget(dialog)
+    assert dialog.run().encoder == "pathview-he"
+    assert dialog.encoder_note.text() == \
+        "the encoder 'virchow2' chosen before is not installed: pathview-he is selected"
+    assert dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
+    dialog.encoder.setCurrentIndex(dialog.encoder.findData("uni"))  # the user picks one: the note has done its job
+    assert dialog.encoder_note.text() == "" and dialog.run().encoder == "uni"
+    unknown = AnalysisSettingsDialog(AnalysisConfig(encoder="retired-net"), gpus=0)
+    qtbot.addWidget(unknown)
+    assert unknown.encoder_note.text() == "the encoder 'retired-net' chosen before is unknown: pathview-he is selected"
+    installed = AnalysisSettingsDialog(AnalysisConfig(), gpus=0)
+    qtbot.addWidget(installed)
+    assert installed.encoder_note.text() == ""
+
+
+def test_a_stored_reference_bank_that_is_gone_keeps_ok_disabled_until_another_or_none_is_chosen(qtbot, tmp_path):
+    rng = np.random.default_rng(0)
+    bank = build_bank([rng.normal(size=(20, 8)), rng.normal(size=(20, 8))], "pathview-he", tmp_path / "normal.h5")
+    gone = tmp_path / "gone.h5"
+    for pick in ("another bank", "None"):
+        dialog = AnalysisSettingsDialog(AnalysisConfig(reference=str(gone)), gpus=0)
+        qtbot.addWidget(dialog)
+        chosen: list[AnalysisConfig] = []
+        dialog.chosen.connect(chosen.append)
+        ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        assert not ok.isEnabled() and dialog.reference_label.text() == "gone.h5 (cannot be used)"
+        assert dialog.problem.text() == (f"The reference bank chosen before cannot be used: reference bank '{gone}' "
+                                         "not found (make one with `pathview reference build`). "
+                                         "Choose another bank, or None.")
+        dialog.accept()  # Enter: the dialog stays open and nothing is chosen
+        assert chosen == []
+        assert not dialog.choose_reference(str(tmp_path))  # a wrong pick leaves it blocked
+        assert not ok.isEnabled()
+        if pick == "None":
+            (none,) = [b for b in dialog.findChildren(QPushButton) if b.text() == "None"]
+            qtbot.mouseClick(none, Qt.MouseButton.LeftButton)
+        else:
+            assert dialog.choose_reference(str(bank.path))
+        assert ok.isEnabled() and dialog.problem.text() == ""
+        qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
+        assert chosen == [AnalysisConfig(reference=str(bank.path) if pick != "None" else None)]
 
 
 def test_the_staleness_note_follows_the_chosen_reference_bank():

@@ -203,6 +203,49 @@ def test_a_declared_pixel_size_holds_for_the_slide_and_is_remembered(window, qtb
     again.close()
 
 
+def test_declaring_a_pixel_size_keeps_the_undo_history_and_the_selection(window, qtbot):
+    window.open_path(str(TCGA_NO_MPP))
+    ctl = window.annotations.controller
+    kept = ctl.create("rectangle", box(0, 0, 200, 100))
+    drawn = ctl.create("rectangle", box(1000, 1000, 1200, 1100))
+    ctl.select([kept.id])
+    declare_20x(window, qtbot)
+    view = window.views[0]
+    assert view.slide.info.mpp == 0.5 and ctl.view is view and ctl.layer in view.layers
+    assert [a.id for a in ctl.selected()] == [kept.id] and ctl.layer.selected == [kept.id]
+    assert ctl.layer.mpp == 0.5  # lengths and areas on the slide are drawn in µm now
+    ctl.undo()  # the rectangle drawn before the pixel size was declared goes
+    stored = {a.id for a in ctl.store.annotations(view.slide.quickhash)}
+    assert stored == {kept.id} and drawn.id not in ctl.scene
+    ctl.redo()
+    assert drawn.id in ctl.scene
+    qtbot.keyClick(view, Qt.Key.Key_Escape)  # the new view's keys reach the annotations: Esc clears the selection
+    assert ctl.selected() == []
+
+
+def test_declaring_a_pixel_size_keeps_the_conversation_and_the_answer_being_written(models_env, window, qtbot):
+    window.open_path(str(TCGA_NO_MPP))
+    panel = window.assistant
+    panel.max_new_tokens = 100
+    assert panel.ask("Describe the cells.")
+    qtbot.waitUntil(lambda: bool(panel.session.turns and panel.session.turns[0].answer), timeout=60000)
+    session, (first,) = panel.session, panel.session.turns
+    written = len(first.answer)
+    assert panel.worker.busy and first.context.facts["mpp"] is None
+    assert window.declare_pixel_size(0.5)
+    view = window.views[0]
+    assert panel.session is session and panel.view is view and panel.layer in view.layers
+    qtbot.waitUntil(lambda: not panel.worker.busy, timeout=60000)
+    assert first.state == "done" and len(first.answer) > written  # the answer went on to its end, not stopped
+    assert panel.turn_widgets[first.id].answer.toPlainText() == first.answer
+    panel.max_new_tokens = 3
+    assert panel.ask("And the nuclei?")
+    qtbot.waitUntil(lambda: not panel.worker.busy, timeout=60000)
+    assert panel.session is session and [t.id for t in session.turns] == [first.id, session.turns[1].id]
+    assert session.turns[1].context.facts["mpp"] == 0.5  # the follow-up reads the slide with its pixel size
+    assert list(panel.turn_widgets) == [first.id, session.turns[1].id]
+
+
 def test_a_slide_that_records_its_pixel_size_is_not_asked_for_one(window):
     assert not window.pixel_size_action.isEnabled()  # nothing open yet
     window.open_path(str(CMU_SVS))

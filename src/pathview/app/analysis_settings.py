@@ -103,7 +103,12 @@ class GpuProbe(QObject):
 
 
 class AnalysisSettingsDialog(QDialog):
-    """Emits ``chosen(AnalysisConfig)`` when accepted; OK is disabled while the reference bank does not fit."""
+    """Emits ``chosen(AnalysisConfig)`` when accepted; OK is disabled while the reference bank does not fit.
+
+    A stored choice that no longer holds is never changed silently: an encoder no longer
+    installed is replaced by the first installed one with a note saying so, and a bank that
+    is gone keeps OK disabled until another bank or None is chosen.
+    """
 
     chosen = Signal(object)
 
@@ -111,8 +116,12 @@ class AnalysisSettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Analysis settings")
         self.encoder = QComboBox()
+        self.encoder_note = QLabel()
+        self.encoder_note.setStyleSheet("color: #a05a00")
+        self.encoder_note.setWordWrap(True)
         self._add_encoders(run.encoder)
         self.encoder.currentIndexChanged.connect(lambda _: self._refresh())
+        self.encoder.currentIndexChanged.connect(lambda _: self.encoder_note.clear())  # the user chose
         self.device = QComboBox()
         self.device.addItem(run.device)
         self.gpu_note = QLabel()
@@ -125,6 +134,7 @@ class AnalysisSettingsDialog(QDialog):
         self.tile_mpp.setValue(run.tile_mpp)
         self.reference: str | None = None
         self._bank_encoder = ""
+        self._stored_bank_problem = ""  # why the bank chosen before cannot be used; '' once one that can is chosen
         self.reference_label = QLabel()
         browse, clear = QPushButton("Choose…"), QPushButton("None")
         browse.clicked.connect(self._browse)
@@ -145,6 +155,7 @@ class AnalysisSettingsDialog(QDialog):
         bank_row.addWidget(clear)
         form = QFormLayout()
         form.addRow("Encoder:", self.encoder)
+        form.addRow("", self.encoder_note)
         form.addRow("Device:", device_row)
         form.addRow("Tile size:", self.tile_mpp)
         form.addRow("Reference bank:", bank_row)
@@ -152,7 +163,12 @@ class AnalysisSettingsDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.problem)
         layout.addWidget(self.buttons)
-        self.choose_reference(run.reference)
+        if not self.choose_reference(run.reference):  # the bank chosen before is gone or damaged
+            self._stored_bank_problem = (f"The reference bank chosen before cannot be used: {self.problem.text()}. "
+                                         "Choose another bank, or None.")
+            self.reference_label.setText(f"{Path(run.reference).name} (cannot be used)")
+            self.reference_label.setToolTip(run.reference)
+            self._refresh()
 
     def _add_encoders(self, current: str) -> None:
         model = self.encoder.model()
@@ -166,6 +182,10 @@ class AnalysisSettingsDialog(QDialog):
                 item.setToolTip(f"put {' or '.join(spec.files)} in {default_folder(spec)}/")
             if installed and spec.name == current.lower():
                 self.encoder.setCurrentIndex(self.encoder.count() - 1)
+        if self.encoder.currentData() != current.lower():
+            why = "is not installed" if current.lower() in self.installed_encoders() else "is unknown"
+            self.encoder_note.setText(f"the encoder '{current}' chosen before {why}: "
+                                      f"{self.encoder.currentData()} is selected")
 
     def installed_encoders(self) -> dict[str, bool]:
         """Return each listed encoder's name and whether it can be chosen."""
@@ -199,6 +219,7 @@ class AnalysisSettingsDialog(QDialog):
                 self.problem.setText(str(exc))
                 return False
             self._bank_encoder = encoder
+        self._stored_bank_problem = ""
         self.reference = str(path) if path is not None else None
         self.reference_label.setText(Path(path).name if path is not None
                                      else "none: tiles are compared within the slide")
@@ -218,13 +239,17 @@ class AnalysisSettingsDialog(QDialog):
         return (f"reference bank '{Path(self.reference).name}' was built with encoder '{self._bank_encoder}', "
                 f"not '{encoder}': choose that encoder, another bank or none")
 
+    def _blocker(self) -> str:
+        """Why OK cannot be pressed now ('' when it can)."""
+        return self._stored_bank_problem or self._mismatch()
+
     def _refresh(self) -> None:
-        mismatch = self._mismatch()
-        self.problem.setText(mismatch)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not mismatch)
+        blocker = self._blocker()
+        self.problem.setText(blocker)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not blocker)
 
     def accept(self) -> None:
-        if self._mismatch():  # Enter while the bank does not fit: stay open
+        if self._blocker():  # Enter while the bank does not fit or is gone: stay open
             return
         super().accept()
         self.chosen.emit(self.run())

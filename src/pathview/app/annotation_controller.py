@@ -117,6 +117,23 @@ class AnnotationController(QObject):
         view.installEventFilter(self)
         self._activate(view)
 
+    def replace_view(self, old: SlideView, new: SlideView) -> None:
+        """Carry the slide's annotations, undo history and selection over to ``new``, which now shows it."""
+        state = self.states.pop(old, None)
+        if state is None:  # its annotations were not available: try again
+            self.attach(new)
+            return
+        old.removeEventFilter(self)
+        old.remove_layer(state.layer)
+        state.view = state.layer.widget = new
+        state.layer.mpp = new.slide.mpp  # lengths and areas are drawn in µm from now on
+        state.layer.invalidate()
+        new.add_layer(state.layer)
+        self.states[new] = state
+        new.installEventFilter(self)
+        if state is self.state:
+            self._activate(new)  # the tool moves over; the panels measure anew
+
     def _activate(self, view: SlideView) -> None:
         old = self.state
         if old is not None and old.view is not view:

@@ -214,6 +214,17 @@ class ChatPanel(QWidget):
         self.turn_widgets.clear()
         view.add_layer(self.layer)
 
+    def replace_view(self, old: SlideView, new: SlideView) -> None:
+        """Follow the same slide into ``new`` (reopened with a declared pixel size): the conversation,
+        a reply being written and the region asked about all go on."""
+        if old is not self.view:
+            return
+        old.remove_layer(self.layer)
+        self.view = new
+        new.add_layer(self.layer)
+        if self.session is not None:
+            self.session.slide = new.slide  # the next questions read the slide with its pixel size
+
     def set_region(self, box: tuple[int, int, int, int], annotation_id: str | int | None = None,
                    classification: str | None = None, note: str | None = None) -> None:
         """Ask about ``box`` (level-0 x, y, w, h), e.g. a selected annotation, instead of the current view."""

@@ -35,9 +35,12 @@ MAX_RECENT = 10
 
 
 class MainWindow(QMainWindow):
-    """Emits ``slide_opened(SlideView)`` after a slide is shown, so features attach their layers and panels."""
+    """Emits ``slide_opened(SlideView)`` after a slide is shown, so features attach their layers and panels,
+    and ``view_replaced(old, new)`` when the same slide is reopened in a new view (a pixel size declared),
+    so features carry their state over instead of starting afresh."""
 
     slide_opened = Signal(object)
+    view_replaced = Signal(object, object)
 
     def __init__(self, cache_mb: int = 512, workspace: str | Path | None = None) -> None:
         super().__init__()
@@ -74,6 +77,10 @@ class MainWindow(QMainWindow):
         self.annotations = AnnotationMenu(self, workspace)  # tools, Findings dock, import/export
         self.analysis = AnalysisController(self, self.annotations.controller.workspace)  # one workspace for both
         self.pixel_sizes = DeclaredPixelSizes(self.analysis.workspace)
+        # In the order slide_opened reaches them, so the new view stacks its layers as the old one did.
+        self.view_replaced.connect(self.assistant.replace_view)
+        self.view_replaced.connect(self.annotations.controller.replace_view)
+        self.view_replaced.connect(lambda _old, new: self.analysis.attach(new))  # it reads its state from disk
 
     def _dock(self, title: str, area, widget: QWidget | None = None) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -192,11 +199,14 @@ class MainWindow(QMainWindow):
         self.overview_dock.setWidget(OverviewWidget(self.views[0]))
         self.info_dock.setWidget(scrollable(InfoPanel(self.views[0].slide)))
 
-    def _slide_shown(self, view: SlideView) -> None:
+    def _slide_shown(self, view: SlideView, replacing: SlideView | None = None) -> None:
         self.setWindowTitle(" | ".join(Path(v.slide.path).name for v in self.views) + " — pathview")
         self.status_position.clear()  # the cursor's last place was on the slide shown before
         self.pixel_size_action.setEnabled(self.views[0].slide.info.mpp_source != "slide")
-        self.slide_opened.emit(view)
+        if replacing is None:
+            self.slide_opened.emit(view)
+        else:
+            self.view_replaced.emit(replacing, view)
 
     # -- pixel size ---------------------------------------------------------------------------
     def ask_pixel_size(self, needed_for: str = "the scale bar, magnification and measurements in µm need",
@@ -221,7 +231,8 @@ class MainWindow(QMainWindow):
         """Use ``mpp`` µm/px for the main view's slide from now on, and remember it for the slide.
 
         The core fixes a slide's pixel size when it opens, so each view of the slide is
-        reopened with it, showing the same field; features re-attach through ``slide_opened``.
+        reopened with it, showing the same field; features carry their state (undo history,
+        selection, the assistant's conversation) over through ``view_replaced``.
         Returns False (after saying why) when the slide cannot be reopened; nothing changes then.
         """
         quickhash = self.views[0].slide.quickhash
@@ -240,17 +251,17 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.show_error("Cannot remember the pixel size", f"{self.pixel_sizes.path(quickhash)}: "
                             f"{exc.strerror or exc}\nIt applies until the slide closes.")
+        replaced: dict[int, SlideView] = {}
         for i, slide in fresh.items():
-            old = self.views[i]
-            view = self._make_view(slide, start=old.view)
-            self.splitter.replaceWidget(self.splitter.indexOf(old), view)
+            replaced[i] = self.views[i]
+            self.views[i] = self._make_view(slide, start=replaced[i].view)
+            self.splitter.replaceWidget(self.splitter.indexOf(replaced[i]), self.views[i])
+        self._show_main_panels()
+        for i, old in replaced.items():
+            self._slide_shown(self.views[i], replacing=old)
             old.shutdown()
             old.setParent(None)
             old.slide.close()
-            self.views[i] = view
-        self._show_main_panels()
-        for i in fresh:
-            self._slide_shown(self.views[i])
         self.views[0].setFocus()
         self.statusBar().showMessage(f"Pixel size {mpp:g} µm/px declared for {Path(self.views[0].slide.path).name}",
                                      8000)

@@ -123,6 +123,7 @@ def test_stop_ends_the_answer_within_a_second_and_regions_come_from_annotations(
     panel.worker.piece.connect(lambda *_: first.append(time.perf_counter()))
     assert panel.ask("Describe the cells.")
     qtbot.waitUntil(lambda: bool(first), timeout=60000)
+    assert panel.layer.box is None  # nor once the answer streams
     t0 = time.perf_counter()
     qtbot.mouseClick(panel.stop_button, qtbot_button())
     qtbot.waitUntil(lambda: not panel.worker.busy, timeout=5000)

@@ -127,5 +127,9 @@ class RegionLayer:
         font.setPixelSize(16)
         font.setBold(True)
         painter.setFont(font)
+        label = "Assistant region"
+        text = painter.fontMetrics().boundingRect(label)
+        plate = QRectF(rect.left(), rect.top() - text.height() - 6, text.width() + 10, text.height() + 4)
+        painter.fillRect(plate, QColor(255, 255, 255, 220))  # legible over any stain
         painter.setPen(REGION_COLOUR)
-        painter.drawText(rect.topLeft() + QPointF(4, -6), "Assistant region")
+        painter.drawText(plate, Qt.AlignmentFlag.AlignCenter, label)

@@ -331,7 +331,8 @@ class ChatPanel(QWidget):
         widget.save_requested.connect(self.save)
         self.turn_widgets[turn.id] = widget
         self.transcript_layout.insertWidget(self.transcript_layout.count() - 1, widget)
-        self._show_region(turn.box)
+        if turn.annotation is None or turn.annotation.id is None:  # an annotation is highlighted already
+            self._show_region(turn.box)
         self._set_status(f"{turn.model} is answering… (Stop ends it)")
 
     def _on_piece(self, turn_id: int, text: str) -> None:

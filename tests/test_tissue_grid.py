@@ -128,3 +128,41 @@ def test_areas_the_overview_cannot_decode_are_tried_not_dropped():
     # the same scan intact has tissue under the damaged area: the grid must try those places
     assert len(seen) < len(full) <= len(grid)
     assert set(map(tuple, full.coords.tolist())) <= set(map(tuple, grid.coords.tolist()))
+
+
+def _with_damaged_coarse_levels(out) -> None:
+    """CMU-1 written as a pyramid whose every level but the full resolution has half of each tile zeroed."""
+    import tifffile
+
+    from pathview.slide.writer import write_image_svs
+
+    with open_slide(CMU_SVS) as slide:
+        write_image_svs(out, slide.read_region((0, 0), 0, slide.dimensions), mpp=slide.mpp)
+    with tifffile.TiffFile(out) as tif:
+        tiles = [(o, c) for i, page in enumerate(tif.pages) if i > 0 and page.is_tiled
+                 for o, c in zip(page.dataoffsets, page.databytecounts)]
+    with open(out, "r+b") as f:
+        for offset, count in tiles:
+            f.seek(offset + count // 2)
+            f.write(b"\0" * (count - count // 2))
+
+
+def test_a_damaged_coarse_level_is_read_from_the_full_resolution_instead(tmp_path):
+    from pathview.analysis.analyze import analyze_slide
+    from pathview.errors import RegionReadError
+
+    damaged = tmp_path / "coarse-damaged.svs"
+    _with_damaged_coarse_levels(damaged)
+    with open_slide(damaged) as slide, open_slide(CMU_SVS) as intact:
+        assert slide.level_count == 2
+        with pytest.raises(RegionReadError):
+            slide.read_region((0, 0), 1, (64, 64))  # the level an overview would use is broken
+        mask, reference = detect_tissue(slide), detect_tissue(intact)
+        assert mask.unreadable is None  # read from level 0 instead, not drawn grey
+        overlap = (mask.mask & reference.mask).sum() / (mask.mask | reference.mask).sum()
+        assert overlap > 0.95
+    for tile_mpp in (2.0, 0.5):  # 2 µm/px reads the damaged level for tiles too
+        got = analyze_slide(damaged, tmp_path / f"a{tile_mpp}", device="cpu", tile_mpp=tile_mpp)
+        ref = analyze_slide(CMU_SVS, tmp_path / f"r{tile_mpp}", device="cpu", tile_mpp=tile_mpp)
+        assert got["unreadable_tiles"] == 0 and got["tiles"] == ref["tiles"] > 0
+        assert got["tissue_mm2"] == pytest.approx(ref["tissue_mm2"], rel=0.05)

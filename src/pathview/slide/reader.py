@@ -276,8 +276,9 @@ class Slide:
         return out, damaged
 
     def _read_damaged(self, box: tuple[int, int, int, int], out: np.ndarray, damaged: np.ndarray) -> None:
-        """Read a failing box piece by piece into ``out``, drawing the pieces that fail as DAMAGED_RGB
-        and marking them in ``damaged``."""
+        """Read a failing box piece by piece into ``out``; a piece that fails is read again from the finer
+        levels (a damaged coarse level must not hide tissue the full resolution still holds), and one
+        that fails there too is drawn as DAMAGED_RGB and marked in ``damaged``."""
         x, y, w, h = box
         oh, ow = damaged.shape
         step = max(1, min(ow, oh) // 8)
@@ -286,11 +287,27 @@ class Slide:
                 cw, ch = min(step, ow - ox), min(step, oh - oy)
                 x0, y0 = x + round(ox * w / ow), y + round(oy * h / oh)
                 x1, y1 = x + round((ox + cw) * w / ow), y + round((oy + ch) * h / oh)
+                piece = (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
                 try:
-                    out[oy:oy + ch, ox:ox + cw] = self.read_scaled((x0, y0, max(1, x1 - x0), max(1, y1 - y0)), (cw, ch))
+                    out[oy:oy + ch, ox:ox + cw] = self.read_scaled(piece, (cw, ch))
                 except RegionReadError:
-                    out[oy:oy + ch, ox:ox + cw] = DAMAGED_RGB
-                    damaged[oy:oy + ch, ox:ox + cw] = True
+                    pixels = self.read_finer(piece, (cw, ch))
+                    out[oy:oy + ch, ox:ox + cw] = DAMAGED_RGB if pixels is None else pixels
+                    damaged[oy:oy + ch, ox:ox + cw] = pixels is None
+
+    def read_finer(self, box: tuple[int, int, int, int], out_size: tuple[int, int]) -> np.ndarray | None:
+        """Return what :meth:`read_scaled` would, read from the finer levels instead (the next finer first):
+        for when the level it chose is damaged. None when every finer level fails too."""
+        x, y, w, h = box
+        chosen = self.best_level_for_downsample(min(w / out_size[0], h / out_size[1]))
+        for level in range(chosen - 1, -1, -1):
+            d = self.level_downsamples[level]
+            try:
+                pixels = self.read_region((x, y), level, (max(1, math.ceil(w / d)), max(1, math.ceil(h / d))))
+            except RegionReadError:
+                continue
+            return np.asarray(Image.fromarray(pixels).resize(out_size, Image.Resampling.BOX))
+        return None
 
     # -- pixels -----------------------------------------------------------------------------
     def best_level_for_downsample(self, downsample: float) -> int:

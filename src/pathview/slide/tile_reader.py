@@ -6,9 +6,9 @@ once from the pyramid level closest above the target resolution, resized once so
 every tile lands on whole pixels, and sliced. OpenSlide releases the GIL while it
 decodes, so blocks read in parallel on threads.
 
-A block with damaged image data is read again tile by tile: the tiles that still fail
-come back black and flagged in ``TileBatch.damaged``, so one bad JPEG tile costs the
-tiles it covers, not the slide.
+A block with damaged image data is read again tile by tile (from a finer level where
+the chosen one is damaged): the tiles that still fail come back black and flagged in
+``TileBatch.damaged``, so one bad JPEG tile costs the tiles it covers, not the slide.
 """
 
 from __future__ import annotations
@@ -67,7 +67,11 @@ def _read_tile_by_tile(slide: Slide, coords: np.ndarray, ps0: int, size: int) ->
         try:
             pixels[i] = slide.read_scaled((x, y, ps0, ps0), (size, size))
         except RegionReadError:
-            damaged[i] = True
+            finer = slide.read_finer((x, y, ps0, ps0), (size, size))  # a damaged coarse level: go finer
+            if finer is None:
+                damaged[i] = True
+            else:
+                pixels[i] = finer
     return pixels, damaged
 
 

@@ -142,6 +142,24 @@ def test_a_run_killed_mid_slide_then_rerun_equals_an_uninterrupted_run(scanned, 
     assert not list(killed.glob("*/.*"))  # no temporary left behind
 
 
+def test_sigterm_stops_a_scan_as_ctrl_c_does(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "pathview", "scan", str(CMU_SVS), str(CMU_DICOM), *FAST,
+                             "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob("*/.staged-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)  # what SLURM sends a job it pre-empts
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and "rerun the same command to resume" in err
+    assert not list((out / ".locks").glob("*.lock"))  # given back, not left for the next run to age out
+    assert "interrupted" in (out / "scan.log").read_text()
+    rows = rows_by_name(out)  # the slide being analysed is not shown as done, nor with old numbers
+    assert "unfinished" in {r["status"] for r in rows.values()} <= {"ok", "unfinished"}
+    assert all(r["tiles"] == "" for r in rows.values() if r["status"] == "unfinished")
+    assert '<span class="badge unfinished">' in (out / "report.html").read_text()
+
+
 def test_a_rerun_skips_finished_slides_and_retries_failed_ones(scanned, cohort):
     out, _ = scanned
     before = {n: r for n, r in rows_by_name(out).items() if r["status"] == "ok"}

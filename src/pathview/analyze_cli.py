@@ -8,6 +8,7 @@ action word, as ``models check``, so the CLI's bare-slide shortcut still sees it
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
@@ -56,7 +57,7 @@ def analyze(
         typer.echo(f"  #{r['rank']:<3d} {r['title']:<24s} score {r['score']:.2f}  {count(r['tiles'], 'tile'):>9s}  "
                    f"{r['area_mm2']:.3f} mm²  at {x:.0f},{y:.0f}")
     if note := unreadable_note(summary):
-        typer.echo(f"warning: {note} (places in summary.json 'unreadable_boxes')", err=True)
+        typer.echo(f"pathview: warning: {note} (places in summary.json 'unreadable_boxes')", err=True)
     typer.echo(f"wrote {output}/ (heatmap.png, findings.geojson, tiles.h5, summary.json)")
 
 
@@ -77,6 +78,14 @@ def reference(
     from .analysis.runner import resolve_device
     from .encoders import load_encoder
 
+    from .slide import open_slide
+
+    for path in slides:  # every slide opens and has a pixel size, before minutes of encoding
+        with open_slide(path, mpp=slide_mpp) as s:
+            s.require_mpp()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(output.parent, os.W_OK):
+        raise PathviewError(f"cannot write the bank into '{output.parent}': permission denied")
     dev = resolve_device(device)
     enc = load_encoder(encoder, device=dev)
     with tempfile.TemporaryDirectory(prefix="pathview-bank-") as work:

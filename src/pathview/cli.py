@@ -18,7 +18,8 @@ import typer
 from .errors import PathviewError
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
-                  help="Whole-slide image viewer and analysis for pathologists.")
+                  context_settings={"help_option_names": ["-h", "--help"]},
+                  help="Whole-slide image viewer and analysis for pathologists (pathview --version).")
 
 _debug = False  # set by main() from --debug: errors then propagate with their traceback
 
@@ -273,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (click.Abort, typer.Abort):
         return 130
+    except OSError as exc:  # the file system said no (an output folder not writable, a file in the way, ...)
+        if debug:
+            raise
+        where = f"'{exc.filename}'" if exc.filename else "a file"
+        _echo_err(f"cannot use {where}: {exc.strerror or exc}")
+        return 2
     except Exception as exc:  # a bug: one line, the traceback with --debug
         if debug:
             raise

@@ -155,8 +155,13 @@ def encode(
     spec = get_spec(encoder)
     dev = resolve_device(device)
     with open_slide(slide, mpp=slide_mpp) as s:
-        s.require_mpp()
+        level0_mpp = s.require_mpp()
         tile_mpp = mpp or spec.mpp
+        if tile_mpp < level0_mpp:  # as the analysis does: finer tiles would be the slide's pixels enlarged
+            typer.echo(f"pathview: warning: the slide is scanned at {level0_mpp:.4g} µm/px, coarser than the {tile_mpp:g} "
+                       f"µm/px asked; tiles are made at {level0_mpp:.4g} µm/px (one slide pixel per tile pixel)",
+                       err=True)
+            tile_mpp = level0_mpp
         tile_px = size or spec.resize_to or spec.input_size
         grid = tile_grid(s, mpp=tile_mpp, size=tile_px, mask=detect_tissue(s), min_tissue=min_tissue)
         enc = load_encoder(encoder, weights, device=dev)
@@ -174,7 +179,7 @@ def encode(
             raise EncodeCancelled(bar.done, len(grid)) from None
     if len(result.unreadable):
         n = len(result.unreadable)
-        typer.echo(f"warning: {count(n, 'tile')} with damaged image data could not be read and "
+        typer.echo(f"pathview: warning: {count(n, 'tile')} with damaged image data could not be read and "
                    f"{'was' if n == 1 else 'were'} left out of tiles.h5 (dataset unreadable_coords says where)", err=True)
     typer.echo(f"wrote {result.path}: {result.tiles} tiles x {result.feature_dim} features ({result.encoder}) "
                f"in {result.seconds:.1f} s, {result.tiles_per_s:.0f} tiles/s on {result.device}")

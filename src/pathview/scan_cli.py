@@ -7,6 +7,9 @@ worker processes, or a Ray cluster with ``--ray``).
 
 from __future__ import annotations
 
+import signal
+import threading
+
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -70,12 +73,12 @@ def scan(
         def executor():
             return LocalExecutor(config, workers, stderr_to=output / LOG_FILE)
 
-    with _Bar(quiet) as on_progress:
+    with _Bar(quiet) as on_progress, _terminate_as_interrupt() as signals:
         try:
             result = run_scan(options, executor, on_progress)
         except KeyboardInterrupt:
             typer.echo(f"interrupted; finished slides are kept in {output}: rerun the same command to resume", err=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(128 + signals.received) from None
     ok, skipped, failed = result.count("ok"), result.count("skipped"), result.failed
     typer.echo(f"{count(len(result.rows), 'slide')}: {ok} ok, {skipped} skipped (already done), {failed} failed; "
                f"see {output / 'report.html'} and {output / 'scan.csv'}")
@@ -120,3 +123,25 @@ class _Bar:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+class _terminate_as_interrupt:
+    """While scanning, SIGTERM (what SLURM and kill send) stops the run as Ctrl-C does: workers stopped,
+    scan.csv and the lock files put right, exit 128 + the signal number."""
+
+    def __init__(self) -> None:
+        self.received = signal.SIGINT
+
+    def __enter__(self) -> _terminate_as_interrupt:
+        self._before = None
+        if threading.current_thread() is threading.main_thread():  # only there can Python take signals
+            self._before = signal.signal(signal.SIGTERM, self._on_term)
+        return self
+
+    def _on_term(self, signum: int, _frame) -> None:
+        self.received = signum
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        if self._before is not None:
+            signal.signal(signal.SIGTERM, self._before)

@@ -27,7 +27,7 @@ from ..errors import PathviewError
 from ..slide import Slide, TileGrid
 from .prefetch import HostBatch, TilePrefetcher
 from .runner import BatchRunner, resolve_device
-from .store import TILES_FILE, TileStoreWriter, store_attrs
+from .store import TILES_FILE, TileStoreWriter, coords_attrs, store_attrs
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,8 @@ class _Run:
         self.batch_size = runner.batch_size
         self.emit(EncodeProgress("start", 0, self.total, runner.batch_size, message=f"{encoder.label} on {runner.device}"))
         attrs = store_attrs(slide, self.grid, encoder.label, encoder.embed_dim)
-        with TileStoreWriter(path, self.total, encoder.embed_dim, attrs) as writer, \
+        with TileStoreWriter(path, self.total, encoder.embed_dim, attrs,
+                             coords_attrs=coords_attrs(slide, self.grid)) as writer, \
                 TilePrefetcher(slide, self.grid, runner.batch_size, workers=workers, block_tiles=block_tiles,
                                pin=cuda, processes=processes, cancel=cancel) as prefetcher:
             for batch in prefetcher:

@@ -7,7 +7,10 @@ Layout (../shared/DESIGN.md, readable as CLAM / TRIDENT feature files read):
 - ``tissue`` (N,) float32: tissue fraction of each tile;
 - attrs ``patch_size``, ``patch_size_level0``, ``mpp``, ``level0_mpp``, ``mpp_source``,
   ``encoder``, ``slide_quickhash``, ``pathview_version`` (and ``feature_dim``,
-  ``slide_name``, ``tile_order``).
+  ``slide_name``, ``tile_order``);
+- ``coords`` itself carries TRIDENT's attrs (``patch_size``, ``patch_size_level0``,
+  ``level0_magnification``, ``target_magnification``) for readers that look there;
+- ``unreadable_coords`` (K, 2): tiles whose image data could not be decoded (no row).
 
 Rows follow the order tiles were read (blocks of neighbouring tiles), not raster
 order: ``coords`` says where each row lies. The file is written under a hidden
@@ -27,6 +30,7 @@ import numpy as np
 
 from .. import __version__
 from ..slide import Slide, TileGrid
+from ..slide.info import objective_from_mpp
 
 TILES_FILE = "tiles.h5"
 
@@ -48,6 +52,17 @@ def store_attrs(slide: Slide, grid: TileGrid, encoder: str, feature_dim: int) ->
     }
 
 
+def coords_attrs(slide: Slide, grid: TileGrid) -> dict[str, Any]:
+    """Attrs TRIDENT-style readers look for on the ``coords`` dataset itself (``coords.attrs[...]``)."""
+    level0_mag = slide.info.objective_power or objective_from_mpp(grid.level0_mpp)
+    return {
+        "patch_size": int(grid.patch_size),
+        "patch_size_level0": int(grid.patch_size_level0),
+        "level0_magnification": float(level0_mag),
+        "target_magnification": float(level0_mag * grid.level0_mpp / grid.mpp),
+    }
+
+
 class TileStoreWriter:
     """Stream rows into a new ``tiles.h5``; :meth:`commit` renames it into place, :meth:`abort` removes it.
 
@@ -56,7 +71,7 @@ class TileStoreWriter:
     """
 
     def __init__(self, path: str | os.PathLike, n_tiles: int, feature_dim: int, attrs: dict[str, Any],
-                 chunk_rows: int = 1024) -> None:
+                 chunk_rows: int = 1024, coords_attrs: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
@@ -73,6 +88,8 @@ class TileStoreWriter:
                                                  maxshape=(None, feature_dim), chunks=(rows, feature_dim))
         for key, value in attrs.items():
             self._h5.attrs[key] = value
+        for key, value in (coords_attrs or {}).items():
+            self._coords.attrs[key] = value
 
     def append(self, coords: np.ndarray, tissue: np.ndarray, features: np.ndarray) -> None:
         """Write the next ``len(coords)`` rows."""

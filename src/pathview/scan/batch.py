@@ -218,6 +218,10 @@ class _Scan:
             executor.close(graceful=graceful)
             for task in [*self.queue, *(t for t, _i in self.in_flight.values())]:
                 _remove_if_empty(Path(task.out_dir))
+                # Its summary.json is gone: the table must not go on showing an earlier run's numbers.
+                self.unwritten.append(SlideRow(task.path, "unfinished", output=task.key,
+                                               quickhash=self.idents[task.key].quickhash,
+                                               note="stopped before it finished: rerun the scan to finish it"))
             self._write_table()
             self.locks.close()
         log.info("done: %d ok, %d skipped, %d failed in %.1f s", self.result.count("ok"),

@@ -29,7 +29,7 @@ th:after{content:' \\2195';color:#aaa}td.n{text-align:right;font-variant-numeric
 th[data-dir=asc]:after{content:' \\25B2'}th[data-dir=desc]:after{content:' \\25BC'}
 img{max-height:220px;max-width:300px;display:block;background:#eee}
 .ok{background:#dff3df;color:#1d5e20}.skipped{background:#e6ecf8;color:#2b4a80}
-.failed{background:#f9d6d3;color:#8a1c13;font-weight:600}
+.failed{background:#f9d6d3;color:#8a1c13;font-weight:600}.unfinished{background:#fdebc8;color:#7a4b00}
 tr.r-failed td{background:#fff5f4}.err{color:#b3261e;font-weight:600;max-width:520px;margin-top:2px}
 td.slide{min-width:200px}.note{color:#666;font-size:12px}.art{font-size:12px;color:#444}
 .warn{background:#fdebc8;color:#7a4b00;font-weight:600}div.warn{background:none;font-size:13px;margin-top:2px}
@@ -43,7 +43,7 @@ document.querySelectorAll('th').forEach((th,i)=>th.addEventListener('click',()=>
  th.parentNode.querySelectorAll('th').forEach(h=>delete h.dataset.dir);th.dataset.dir=up?'asc':'desc';rows.forEach(r=>body.appendChild(r));}));
 """
 
-_STATUS_ORDER = {"failed": 0, "ok": 1, "skipped": 2}
+_STATUS_ORDER = {"failed": 0, "unfinished": 1, "ok": 2, "skipped": 3}
 
 
 def _esc(value: Any) -> str:
@@ -119,7 +119,7 @@ def _damaged(row: dict[str, Any]) -> bool:
 def report_html(rows: list[dict[str, Any]], out: Path, title: str = "pathview scan") -> str:
     """Return the cohort page for ``rows`` (scan.csv rows) whose slide folders lie in ``out``."""
     ordered = sorted(rows, key=lambda r: (_STATUS_ORDER.get(str(r.get("status")), 9), str(r.get("name", ""))))
-    counts = {s: sum(1 for r in rows if r.get("status") == s) for s in ("ok", "skipped", "failed")}
+    counts = {s: sum(1 for r in rows if r.get("status") == s) for s in ("ok", "skipped", "failed", "unfinished")}
     damaged = sum(1 for r in rows if r.get("status") != "failed" and _damaged(r))
     area = sum(float(r["tissue_mm2"]) for r in rows if _is_num(r.get("tissue_mm2")))
     heads = ["thumbnail", "heatmap", "slide (error)", "status", "tissue mm²", "tiles", "top anomaly",
@@ -133,7 +133,8 @@ def report_html(rows: list[dict[str, Any]], out: Path, title: str = "pathview sc
         f"{area:.1f} mm² of tissue · encoder {_esc(', '.join(encoders) or '–')} · "
         "click a column header to sort</div>",
         '<div class="counts">' + "".join(
-            f'<span class="badge {s}">{counts[s]} {s}</span>' for s in ("ok", "skipped", "failed"))
+            f'<span class="badge {s}">{counts[s]} {s}</span>' for s in ("ok", "skipped", "failed", "unfinished")
+            if counts[s] or s != "unfinished")
         + (f'<span class="badge warn">{damaged} with damaged tiles</span>' if damaged else "") + "</div><br>",
         "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr></thead><tbody>",
         *(_row(r, out) for r in ordered),

@@ -48,11 +48,12 @@ def summary_values(summary: dict[str, Any]) -> dict[str, Any]:
     """Return the table columns a slide's summary.json gives: area, tiles, scores, artifacts, timings."""
     out: dict[str, Any] = {}
     for key in ("tissue_mm2", "tiles", "unreadable_tiles", "top_anomaly", "anomaly_fraction", "regions",
-                "tiles_per_s"):
+                "tile_mpp_used", "tiles_per_s"):
         if isinstance(summary.get(key), (int, float)):
             out[key] = _round(summary[key])
     settings = summary.get("settings") if isinstance(summary.get("settings"), dict) else {}
-    for column, key in (("encoder", "encoder"), ("mpp", "slide_mpp"), ("mpp_source", "mpp_source")):
+    for column, key in (("encoder", "encoder"), ("mpp", "slide_mpp"), ("mpp_source", "mpp_source"),
+                        ("tile_size", "tile_size")):
         if settings.get(key) is not None:
             out[column] = _round(settings[key])
     for name, value in _mapping(summary, "artifact_fractions").items():

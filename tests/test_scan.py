@@ -169,6 +169,9 @@ def test_a_rerun_skips_finished_slides_and_retries_failed_ones(scanned, cohort):
     rows = rows_by_name(out)
     assert {n: rows[n]["status"] for n in before} == {CMU_SVS.name: "skipped", CMU_DICOM.name: "skipped",
                                                       TCGA_NO_MPP.name: "ok", DAMAGED: "ok"}  # not in this run: kept
+    code = main(["scan", str(cohort / "damaged"), "-o", str(out), *FAST])
+    assert code == 0 and rows_by_name(out)[DAMAGED]["status"] == "skipped"
+    assert "with damaged image data could not be read" in rows_by_name(out)[DAMAGED]["note"]  # still said
     assert rows[CMU_SVS.name]["tiles"] == before[CMU_SVS.name]["tiles"]
     assert all((out / r["output"] / "tiles.h5").stat().st_mtime_ns == mtimes[n] for n, r in before.items())
     assert all(rows[n]["status"] == "failed" for n in BROKEN_FILES)

@@ -281,8 +281,9 @@ class _Scan:
             return False
         if release:
             self.locks.release(ident.key)
+        damaged = unreadable_note(summary)  # still true of the outputs kept
         self._record(SlideRow(str(ident.source.path), "skipped", output=ident.key, quickhash=ident.quickhash,
-                              note=note, values=summary_values(summary)))
+                              note=f"{note}; {damaged}" if damaged else note, values=summary_values(summary)))
         return True
 
     def _retry_waiting(self) -> None:

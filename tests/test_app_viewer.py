@@ -226,7 +226,7 @@ def test_declaring_a_pixel_size_keeps_the_undo_history_and_the_selection(window,
 def test_declaring_a_pixel_size_keeps_the_conversation_and_the_answer_being_written(models_env, window, qtbot):
     window.open_path(str(TCGA_NO_MPP))
     panel = window.assistant
-    panel.max_new_tokens = 100
+    panel.max_new_tokens = 600  # long enough to be still writing when the pixel size is declared
     assert panel.ask("Describe the cells.")
     qtbot.waitUntil(lambda: bool(panel.session.turns and panel.session.turns[0].answer), timeout=60000)
     session, (first,) = panel.session, panel.session.turns
@@ -235,12 +235,12 @@ def test_declaring_a_pixel_size_keeps_the_conversation_and_the_answer_being_writ
     assert window.declare_pixel_size(0.5)
     view = window.views[0]
     assert panel.session is session and panel.view is view and panel.layer in view.layers
-    qtbot.waitUntil(lambda: not panel.worker.busy, timeout=60000)
+    qtbot.waitUntil(lambda: not panel.worker.busy and panel.ask_button.isEnabled(), timeout=60000)  # all shown
     assert first.state == "done" and len(first.answer) > written  # the answer went on to its end, not stopped
     assert panel.turn_widgets[first.id].answer.toPlainText() == first.answer
     panel.max_new_tokens = 3
     assert panel.ask("And the nuclei?")
-    qtbot.waitUntil(lambda: not panel.worker.busy, timeout=60000)
+    qtbot.waitUntil(lambda: not panel.worker.busy and panel.ask_button.isEnabled(), timeout=60000)  # all shown
     assert panel.session is session and [t.id for t in session.turns] == [first.id, session.turns[1].id]
     assert session.turns[1].context.facts["mpp"] == 0.5  # the follow-up reads the slide with its pixel size
     assert list(panel.turn_widgets) == [first.id, session.turns[1].id]

@@ -97,7 +97,7 @@ def test_answer_streams_into_the_window_without_stalling_it(window, qtbot, model
 
     panel.question_edit.setPlainText("And the nuclei?")
     panel.ask()
-    qtbot.waitUntil(lambda: not panel.worker.busy, timeout=60000)
+    qtbot.waitUntil(lambda: not panel.worker.busy and panel.ask_button.isEnabled(), timeout=60000)  # all shown
     assert len(panel.session.turns) == 2 and not panel.session.turns[1].sends_images
 
 
@@ -126,7 +126,7 @@ def test_stop_ends_the_answer_within_a_second_and_regions_come_from_annotations(
     assert panel.layer.box is None  # nor once the answer streams
     t0 = time.perf_counter()
     qtbot.mouseClick(panel.stop_button, qtbot_button())
-    qtbot.waitUntil(lambda: not panel.worker.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not panel.worker.busy and panel.ask_button.isEnabled(), timeout=5000)  # all shown
     assert time.perf_counter() - t0 < 1.0
     (turn,) = panel.session.turns
     assert turn.state == "stopped" and turn.box == (500, 700, 640, 480) and turn.model == "tiny-gemma3"
@@ -140,7 +140,7 @@ def test_model_text_is_shown_as_plain_text_never_html(window, qtbot, models_env)
     panel = window.assistant
     panel.max_new_tokens = 3
     panel.ask("What is this?")
-    qtbot.waitUntil(lambda: not panel.worker.busy, timeout=60000)
+    qtbot.waitUntil(lambda: not panel.worker.busy and panel.ask_button.isEnabled(), timeout=60000)  # all shown
     widget: TurnWidget = next(iter(panel.turn_widgets.values()))
     widget.append('<b>bold</b> <a href="file:///etc/passwd">link</a> <img src="x.png">')
     text = widget.answer.toPlainText()

@@ -142,7 +142,7 @@ def test_cancel_stops_the_analysis_and_leaves_nothing_finished(window, qtbot, wo
     qtbot.waitUntil(lambda: ctl.progress.bar.maximum() > 0, timeout=60000)  # encoding has started
     qtbot.mouseClick(ctl.progress.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=30000)
-    qtbot.wait(50)  # the queued "cancelled" signal
+    qtbot.waitUntil(lambda: "cancelled" in window.statusBar().currentMessage(), timeout=5000)  # the queued signal
     assert not finished
     assert not (workspace.analysis_dir(view.slide.quickhash) / "summary.json").exists()
     assert ctl.result is None and not ctl.progress.active

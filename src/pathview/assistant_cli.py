@@ -9,6 +9,7 @@ needs a local model.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from contextlib import ExitStack
@@ -180,3 +181,9 @@ def serve_model(
         pass
     finally:
         server.server_close()
+    if events:
+        # The viewer closed our stdin: leave at once. A normal interpreter exit would tear torch down
+        # under request threads that may still be inside it, which now and then aborts (SIGABRT).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

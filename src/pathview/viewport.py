@@ -67,6 +67,14 @@ class Viewport:
     def resized(self, width: int, height: int) -> Viewport:
         return replace(self, width=max(1, width), height=max(1, height))
 
+    def framing(self, box: tuple[float, float, float, float], margin: float = 1.0,
+                closest: float = 0.0) -> Viewport:
+        """Return the view of this screen size centred on the level-0 ``box`` (x0, y0, x1, y1), showing
+        all of it with ``margin`` to spare, but never zoomed in past downsample ``closest``."""
+        x0, y0, x1, y1 = box
+        ds = max((x1 - x0) / self.width, (y1 - y0) / self.height) * margin
+        return replace(self, cx=(x0 + x1) / 2, cy=(y0 + y1) / 2, downsample=max(ds, closest))
+
 
 def fit_viewport(dimensions: tuple[int, int], width: int, height: int, margin: float = 1.02) -> Viewport:
     """Return the view that shows the whole slide in a width x height screen."""

@@ -11,6 +11,7 @@ Analysis settings (kept between sessions), and a shown analysis made otherwise i
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import QFileDialog
 from ..analysis.analyze import unreadable_note
 from ..errors import MissingMppError, PathviewError
 from ..scan import AnalysisConfig, find_scan_output
-from ..viewport import Viewport, fit_viewport
+from ..viewport import fit_viewport
 from ..wording import count
 from ..workspace import Workspace
 from .analysis_heatmap_panel import HeatmapPanel
@@ -293,12 +294,11 @@ class AnalysisController(QObject):
         """Centre the view on ``region`` and zoom to fit it with a margin (never closer than a few tiles' field)."""
         if self.view is None:
             return
-        x0, y0, x1, y1 = region.bbox
         v = self.view.view
         fit = fit_viewport(self.view.slide.dimensions, v.width, v.height).downsample
         least = MIN_FIELD_TILES * self.result.patch_size_level0 / min(v.width, v.height) if self.result else 0.0
-        ds = min(max((x1 - x0) / v.width * MARGIN, (y1 - y0) / v.height * MARGIN, least), fit)
-        self.view.set_view(Viewport((x0 + x1) / 2, (y0 + y1) / 2, max(ds, 0.25), v.width, v.height))
+        framed = v.framing(region.bbox, margin=MARGIN, closest=least)
+        self.view.set_view(replace(framed, downsample=max(min(framed.downsample, fit), 0.25)))
         self.regions_layer.selected = region.id
         self.regions_panel.select(region.id)
         self.view.update()

@@ -19,7 +19,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from ..errors import PathviewError
 from ..findings import Annotation, FindingsStore, History, StoreEvent
 from ..findings.model import UNCLASSIFIED_COLOR
-from ..viewport import Viewport, downsample_for
+from ..viewport import downsample_for
 from ..wording import count
 from ..workspace import Workspace
 from .annotation_layer import AnnotationLayer
@@ -255,14 +255,11 @@ class AnnotationController(QObject):
         view = self.view
         if view is None:
             return
-        x0, y0, x1, y1 = annotation.bounds
-        v = view.view
         info = view.slide.info
         closest = downsample_for(MAX_NAVIGATE_MAGNIFICATION, info.mpp, info.objective_power) * view.devicePixelRatioF()
-        ds = max((x1 - x0) / v.width, (y1 - y0) / v.height) * 1.4
-        if annotation.geometry.geom_type == "Point":
-            ds = v.downsample
-        view.set_view(Viewport((x0 + x1) / 2, (y0 + y1) / 2, max(ds, closest), v.width, v.height))
+        if annotation.geometry.geom_type == "Point":  # nothing to fit: keep the zoom
+            closest = max(closest, view.view.downsample)
+        view.set_view(view.view.framing(annotation.bounds, margin=1.4, closest=closest))
 
     # -- tools and display ----------------------------------------------------------------------
     def set_tool(self, name: str | None) -> None:

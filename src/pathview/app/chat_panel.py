@@ -31,7 +31,6 @@ from ..assistant.discovery import install_folder
 from ..assistant.errors import install_hint
 from ..assistant.scores import find_tiles_h5
 from ..errors import PathviewError
-from ..viewport import Viewport
 from .assistant_turn import RegionLayer, TurnWidget
 from .assistant_worker import AssistantWorker
 from .slide_view import SlideView
@@ -359,9 +358,7 @@ class ChatPanel(QWidget):
         if self.view is None:
             return
         x, y, w, h = turn.box
-        v = self.view.view
-        ds = max(w / v.width, h / v.height) * 1.15
-        self.view.set_view(Viewport(x + w / 2, y + h / 2, ds, v.width, v.height))
+        self.view.set_view(self.view.view.framing((x, y, x + w, y + h), margin=1.15))
         self._show_region(turn.box)
 
     # -- findings ------------------------------------------------------------------------------

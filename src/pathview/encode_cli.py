@@ -166,10 +166,10 @@ def encode(
         grid = tile_grid(s, mpp=tile_mpp, size=tile_px, mask=detect_tissue(s), min_tissue=min_tissue)
         enc = load_encoder(encoder, weights, device=dev)
         if not quiet:
-            kind = "processes" if use_reader_processes(readers, dev, len(grid), workers or default_workers(dev)) \
-                else "threads"
+            n = workers or default_workers(dev)
+            kind = "processes" if use_reader_processes(readers, dev, len(grid), n) else "threads"
             typer.echo(f"{count(len(grid), 'tile')} of {tile_px} px at {tile_mpp} µm/px; {enc.label} on {dev}, "
-                       f"{workers or default_workers(dev)} reader {kind}", err=True)
+                       f"{n} reader {kind}", err=True)
         bar = _progress(len(grid), quiet)
         try:
             with bar as on_progress:

@@ -207,13 +207,13 @@ class _Run:
             indices, feats, event, damaged = self.pending.popleft()
             if event is not None:
                 event.synchronize()
-            feats = feats.numpy()
+            feats, read = feats.numpy(), len(indices)
             if damaged is not None:  # their pixels were black: no row, but say where they are
                 writer.skip(self.grid.coords[indices[damaged]])
                 self.unreadable.append(indices[damaged])
                 indices, feats = indices[~damaged], feats[~damaged]
             writer.append(self.grid.coords[indices], self.grid.tissue[indices], feats)
-            self.done += len(indices) + (0 if damaged is None else int(damaged.sum()))
+            self.done += read
             self.emit(EncodeProgress("batch", self.done, self.total, self.batch_size, self.rate()))
 
     def encode(self, slide: Slide, encoder: LoadedEncoder, path: Path, runner: BatchRunner, workers: int,

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import PathviewError
-from ..pixel_sizes import DeclaredPixelSizes
+from ..pixel_sizes import DeclaredPixelSizes, open_declared
 from ..slide import Slide, open_slide
 from ..viewport import PRESETS, Viewport
 from .analysis_controller import AnalysisController
@@ -152,7 +152,7 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str, beside: bool = False) -> SlideView | None:
         """Open a slide; on failure show one clear dialog and keep what was open."""
         try:
-            slide = self._open_slide(path)
+            slide = open_declared(path, self.analysis.workspace)  # a pixel size declared earlier holds
         except PathviewError as exc:
             self.show_error("Cannot open slide", str(exc))
             return None
@@ -179,15 +179,6 @@ class MainWindow(QMainWindow):
                                          "(View › Set pixel size… changes it)", 8000)
         self._slide_shown(view)
         return view
-
-    def _open_slide(self, path: str | Path) -> Slide:
-        """Open ``path``; a slide that records no pixel size gets the one declared for it earlier, if any."""
-        slide = open_slide(path)
-        declared = self.pixel_sizes.get(slide.quickhash) if slide.info.mpp is None else None
-        if declared is None:
-            return slide
-        slide.close()
-        return open_slide(path, mpp=declared)
 
     def _make_view(self, slide: Slide, start: Viewport | None = None) -> SlideView:
         view = SlideView(slide, self.cache_bytes, start=start)

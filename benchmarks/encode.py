@@ -132,7 +132,18 @@ def end_to_end(slide, grid: TileGrid, runner: BatchRunner, workers: int, readers
             "readers": "processes" if use_reader_processes(readers, runner.device, len(grid), workers) else "threads"}
 
 
-def gpu_section(args, slide, device: torch.device) -> list[dict]:
+def e2e_tiles(grid_tiles: int, model_rate: float, batch: int, args) -> int:
+    """Tiles for the end-to-end runs: all of the grid, or what ``--e2e-seconds`` at model-only speed encodes
+    (at least 8 batches), so a slow giant model and a fast one both run for about as long."""
+    n = grid_tiles if args.max_tiles is None else min(grid_tiles, args.max_tiles)
+    if args.e2e_seconds:
+        n = min(n, max(8 * batch, int(model_rate * args.e2e_seconds)))
+    return n
+
+
+def gpu_section(args, slide, device: torch.device, save=lambda rows: None) -> list[dict]:
+    """Model-only, then end to end with each of ``--readers``, for each encoder; ``save`` gets the rows
+    after each encoder, so a run cut short still leaves its figures."""
     rows = []
     for name in [n.strip() for n in args.encoders.split(",") if n.strip()]:
         log(f"[{name}] building at {'tiny' if args.tiny else 'real'} size with random weights on {device}...")
@@ -142,20 +153,24 @@ def gpu_section(args, slide, device: torch.device) -> list[dict]:
         build_s = time.perf_counter() - t
         size = args.size or enc.spec.resize_to or enc.spec.input_size
         mpp = args.mpp or enc.spec.mpp
-        grid = make_grid(slide, mpp, size, args.max_tiles)
+        grid = make_grid(slide, mpp, size, None)
         runner = BatchRunner(enc, device, args.batch_size, compile=args.compile)
         log(f"[{name}] {sum(p.numel() for p in enc.module.parameters()) / 1e6:.0f}M params, built in {build_s:.1f} s; "
             f"model-only for {args.seconds} s (batch {runner.batch_size}, amp {runner.amp}, compile {args.compile})...")
         mo = model_only(runner, size, args.seconds)
-        log(f"[{name}] model-only {mo['tiles_per_s']:.0f} tiles/s; end to end on {len(grid)} tiles...")
-        e2e = end_to_end(slide, grid, runner, args.workers, args.readers)
-        ratio = e2e["tiles_per_s"] / mo["tiles_per_s"]
-        rows.append({"encoder": name, "tiny": args.tiny, "device": str(device), "tile_px": size, "mpp": mpp,
-                     "amp": str(runner.amp), "compile": args.compile, "workers": args.workers,
-                     "readers": e2e["readers"],
-                     "model_only": mo, "end_to_end": e2e, "ratio": ratio})
-        log(f"[{name}] end to end {e2e['tiles_per_s']:.0f} tiles/s "
-            f"(steady {e2e['steady_tiles_per_s'] or 0:.0f}); ratio {ratio:.2f}")
+        n = e2e_tiles(len(grid), mo["tiles_per_s"], runner.batch_size, args)
+        grid = grid.subset(np.arange(n)) if n < len(grid) else grid
+        for readers in args.readers.split(","):
+            log(f"[{name}] model-only {mo['tiles_per_s']:.0f} tiles/s; end to end on {len(grid)} tiles ({readers})...")
+            e2e = end_to_end(slide, grid, runner, args.workers, readers)
+            ratio = e2e["tiles_per_s"] / mo["tiles_per_s"]
+            rows.append({"encoder": name, "tiny": args.tiny, "device": str(device), "tile_px": size, "mpp": mpp,
+                         "amp": str(runner.amp), "compile": args.compile, "workers": args.workers,
+                         "readers": e2e["readers"],
+                         "model_only": mo, "end_to_end": e2e, "ratio": ratio})
+            log(f"[{name}] end to end {e2e['tiles_per_s']:.0f} tiles/s "
+                f"(steady {e2e['steady_tiles_per_s'] or 0:.0f}); ratio {ratio:.2f}")
+        save(rows)
         del runner, enc
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -220,8 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=15.0, help="model-only timing length")
     p.add_argument("--max-tiles", type=int, default=None, help="cap on end-to-end tiles")
     p.add_argument("--workers", type=int, default=min(12, os.cpu_count() or 4), help="readers (GPU runs)")
-    p.add_argument("--readers", default="auto", choices=["auto", "threads", "processes"],
-                   help="end-to-end readers (auto: processes on a GPU for large grids)")
+    p.add_argument("--readers", default="auto", type=reader_kinds,
+                   help="end-to-end readers, comma-separated for one run each: auto (processes on a GPU for "
+                        "large grids), threads, processes")
+    p.add_argument("--e2e-seconds", type=float, default=None,
+                   help="cap end-to-end tiles at what model-only speed encodes in this time")
     p.add_argument("--reader-tiles", type=int, default=8000, help="tiles for readers alone (0 to skip)")
     p.add_argument("--mpp", type=float, default=None, help="tile mpp (default: the encoder's, 0.5)")
     p.add_argument("--size", type=int, default=None, help="tile px (default: the encoder's input)")
@@ -243,21 +261,36 @@ def main(argv: list[str] | None = None) -> int:
             device).total_memory < 20 * 2**30):
         log("warning: less than 20 GB of GPU memory; giant models may halve their batch on out-of-memory")
     meta = {"machine": machine(), "slide": str(slide_path), "args": {k: str(v) for k, v in vars(args).items()}}
+    results = {**meta, "readers": None, "gpu": [], "cpu": None}
+
+    def save(**part) -> None:
+        results.update(part)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2))
+
     with open_slide(slide_path, mpp=args.slide_mpp) as slide:
-        meta["slide_px"] = "x".join(map(str, slide.dimensions))
-        reader_row = None
+        meta["slide_px"] = results["slide_px"] = "x".join(map(str, slide.dimensions))
         if args.reader_tiles:
             grid = make_grid(slide, args.mpp or 0.5, args.size or 224, args.reader_tiles)
-            reader_row = readers_only(slide, grid, args.batch_size or 256, args.workers, pin=device.type == "cuda")
-        gpu_rows = gpu_section(args, slide, device) if args.encoders else []
-        cpu_row = cpu_section(args, slide) if args.cpu_tiles else None
-    text = report(meta, reader_row, gpu_rows, cpu_row)
+            save(readers=readers_only(slide, grid, args.batch_size or 256, args.workers, pin=device.type == "cuda"))
+        if args.encoders:
+            gpu_section(args, slide, device, save=lambda rows: save(gpu=rows))
+        if args.cpu_tiles:
+            save(cpu=cpu_section(args, slide))
+    text = report(meta, results["readers"], results["gpu"], results["cpu"])
     print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**meta, "readers": reader_row, "gpu": gpu_rows, "cpu": cpu_row,
-                                         "report": text}, indent=2))
+    save(report=text)
     return 0
+
+
+def reader_kinds(text: str) -> str:
+    """argparse type for ``--readers``: a comma-separated list of auto, threads, processes."""
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in ("auto", "threads", "processes")]
+    if not kinds or bad:
+        raise argparse.ArgumentTypeError(f"expected auto, threads or processes (comma-separated), got {text!r}")
+    return ",".join(kinds)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@
 #      end with reader processes and with reader threads           -> $OUT/encode.json
 #   2. UNI again with torch.compile: model-only and end to end      -> $OUT/encode-compile.json
 # GPU utilisation is sampled all along (nvidia-smi dmon)            -> $OUT/dmon.txt
-# Set SKIP_COMPILE=1 to leave step 2 out, ENCODERS / WORKERS / E2E_SECONDS to change step 1.
+# Set SKIP_COMPILE=1 to leave step 2 out, ENCODERS / READERS / WORKERS / E2E_SECONDS to change step 1.
 set -euo pipefail
 SITE=/tmp/pathview-site
 python3 -m pip install --quiet --no-index --no-deps --no-compile --target "$SITE" .whl/*.whl
@@ -28,7 +28,7 @@ SLIDE=/tmp/large-20x.svs
 [ -f "$SLIDE" ] || python3 benchmarks/make_large_slide.py --magnification 20 --source .devdata/CMU-1-Small-Region.svs -o "$SLIDE"
 COMMON=(--slide "$SLIDE" --device cuda --batch-size 256 --workers "${WORKERS:-12}" --seconds 10
         --e2e-seconds "${E2E_SECONDS:-12}" --cpu-tiles 0)
-python3 benchmarks/encode.py "${COMMON[@]}" --encoders "${ENCODERS:-uni,h-optimus-0}" --readers processes,threads \
+python3 benchmarks/encode.py "${COMMON[@]}" --encoders "${ENCODERS:-uni,h-optimus-0}" --readers "${READERS:-processes,threads}" \
     --reader-tiles 8000 --json "$OUT/encode.json" 2>&1 | tee "$OUT/encode.log"
 if [ -z "${SKIP_COMPILE:-}" ]; then
     python3 benchmarks/encode.py "${COMMON[@]}" --encoders uni --readers processes --reader-tiles 0 --compile \

@@ -39,6 +39,24 @@ def test_reader_processes_give_the_tiles_of_the_reader_threads_in_the_same_order
     assert sum(len(i) for i, _ in batches) == len(grid) > 40
 
 
+def test_threads_of_this_process_read_while_the_reader_processes_start():
+    with open_slide(CMU_SVS) as slide:
+        grid = tile_grid(slide, mpp=0.5, size=224)
+        threads = list(iter_tiles(slide, grid, workers=2, block_tiles=4))
+        with ProcessTileReader(slide.path, grid, workers=2, block_tiles=4, bridge=slide) as reader:
+            for worker in reader._workers:  # processes that take their time to start, held before they are ready
+                os.kill(worker.proc.pid, signal.SIGSTOP)
+            try:
+                batches = [(b.indices.copy(), b.pixels.copy()) for b in reader]
+            finally:
+                for worker in reader._workers:
+                    os.kill(worker.proc.pid, signal.SIGCONT)
+            assert not any(worker.ready for worker in reader._workers)  # the bridge threads read every block
+    assert [i.tolist() for i, _ in batches] == [b.indices.tolist() for b in threads]
+    for (_, pixels), ref in zip(batches, threads):
+        np.testing.assert_array_equal(pixels, ref.pixels)
+
+
 ZEROED = BROKEN / "CMU-1-Small-Region-zeroed-tiles.svs"
 
 

@@ -72,8 +72,7 @@ class TilePrefetcher:
         self._free: queue.Queue = queue.Queue()
         shape = (batch_size, grid.patch_size, grid.patch_size, 3)
         for _ in range(depth + 2):
-            buf = torch.empty(shape, dtype=torch.uint8)
-            self._free.put((buf.pin_memory() if pin else buf, None))
+            self._free.put((torch.empty(shape, dtype=torch.uint8, pin_memory=pin), None))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tile-prefetch", daemon=True)
         self._thread.start()
@@ -103,7 +102,7 @@ class TilePrefetcher:
         try:
             if self.processes:
                 with ProcessTileReader(self.slide.path, self.grid, self.workers, self.block_tiles,
-                                       stop=self._stop) as reader:
+                                       stop=self._stop, bridge=self.slide) as reader:
                     self._pack(iter(reader))
             else:
                 self._pack(iter_tiles(self.slide, self.grid, workers=self.workers, block_tiles=self.block_tiles))

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from .reader import Slide
 
@@ -75,6 +74,7 @@ def ink_mask(rgb: np.ndarray) -> np.ndarray:
 
 def tissue_from_rgb(rgb: np.ndarray, pixel_um: float | None = None) -> np.ndarray:
     """Return a boolean tissue mask for an RGB overview whose pixels are ``pixel_um`` wide."""
+    from scipy import ndimage  # imported here: reader processes load this module and start faster without it
     _, sat, val = _hsv(rgb)
     sat = ndimage.median_filter(sat, size=3)
     val = ndimage.median_filter(val, size=3)

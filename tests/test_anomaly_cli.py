@@ -52,6 +52,17 @@ def test_reference_build_then_analyze_against_it(tmp_path, capsys, one_torch_thr
     assert summary["anomaly_fraction"] > 0.5  # frozen head-and-neck tissue is unlike the skin in the bank
 
 
+def test_a_bank_of_one_slide_is_built_with_a_warning(tmp_path, capsys, one_torch_thread):
+    from pathview.cli import main
+
+    bank = tmp_path / "one.h5"
+    assert main(["reference", "build", str(CMU_SVS), str(CMU_SVS), "-o", str(bank), "--device", "cpu",
+                 "--tile-mpp", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: a bank of one slide takes that slide's stain and scanner for normal" in err and bank.is_file()
+    assert "from 1 slide (" in out  # the slide named twice counts once
+
+
 def test_a_slide_with_a_damaged_tile_is_analysed_without_it_and_says_so(tmp_path, capsys):
     from pathview.cli import main
 

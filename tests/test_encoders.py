@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,8 @@ from pathview.encoders import (
     save_weights,
 )
 from pathview.encoders.loader import family_module
+from pathview.encoders.registry import register
+from pathview.encoders.spec import EncoderSpec
 
 REQUIRED = {"uni", "uni2-h", "virchow2", "h-optimus-0", "h-optimus-1", "h0-mini", "prov-gigapath", "phikon-v2",
             "kaiko-vitb16", "conch", DEFAULT_ENCODER}
@@ -58,6 +61,19 @@ def test_registry_has_the_required_encoders_with_their_provenance():
             assert s.card.startswith("https://") and s.files
     with pytest.raises(UnknownEncoderError, match="known encoders: .*uni"):
         get_spec("no-such-model")
+
+
+def test_trident_names_select_the_same_encoders_and_outputs_record_ours():
+    trident = {"uni_v1": "uni", "uni_v2": "uni2-h", "conch_v1": "conch", "gigapath": "prov-gigapath",
+               "hoptimus0": "h-optimus-0", "hoptimus1": "h-optimus-1", "phikon_v2": "phikon-v2",
+               "virchow2": "virchow2", "phikon": "phikon", "kaiko-vitl14": "kaiko-vitl14"}
+    for theirs, ours in trident.items():
+        assert get_spec(theirs).name == ours and get_spec(theirs.upper()).name == ours
+    assert load_encoder("hoptimus0", random_weights=True, tiny=True).label == "h-optimus-0 (tiny)"
+    with pytest.raises(ValueError, match="'uni_v1' is already registered"):
+        register(EncoderSpec(name="another-uni", aliases=("uni_v1",), title="t", family="timm", arch="a",
+                             embed_dim=8, card="https://example.org", licence="none"))
+    assert "another-uni" not in {s.name for s in list_specs()}
 
 
 def test_listing_the_registry_does_not_import_torch():
@@ -270,6 +286,10 @@ def test_cli_lists_and_checks_models(tmp_path):
     assert REQUIRED <= set(records)
     assert records[DEFAULT_ENCODER]["installed"] and not records["uni"]["installed"]
     assert records["uni"]["install_to"] == str(tmp_path / "uni") and records["uni"]["expected_files"]
+    assert records["uni"]["aliases"] == ["uni_v1"]
+    res = run_cli("models", env={**os.environ, "PATHVIEW_MODELS": str(tmp_path)})
+    assert "(also: uni_v1)" in res.stdout
+    assert f"  1. {tmp_path}\n  2. {Path.cwd() / 'models'}\n" in res.stdout  # every place searched, in order
     res = run_cli("models", "check", DEFAULT_ENCODER)
     assert res.returncode == 0 and "73 values" in res.stdout and "all finite" in res.stdout, res.stderr
     res = run_cli("models", "check", "uni", env={**os.environ, "PATHVIEW_MODELS": str(tmp_path)})

@@ -22,8 +22,8 @@ Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N
 Encoder = Annotated[str, typer.Option("--encoder", help="Encoder name (see `pathview models`).")]
 SlideMpp = Annotated[Optional[float], typer.Option("--slide-mpp",
                                                    help="Pixel size in µm for slides that record none.")]
-TileMpp = Annotated[float, typer.Option("--mpp", help="Tile resolution in µm/px (0.5 = 20x).")]
-TileSize = Annotated[int, typer.Option("--size", min=16, help="Tile side in pixels.")]
+TileMpp = Annotated[float, typer.Option("--mpp", "--tile-mpp", help="Tile resolution in µm/px (0.5 = 20x).")]
+TileSize = Annotated[int, typer.Option("--size", "--tile-size", min=16, help="Tile side in pixels.")]
 
 def register(app: typer.Typer) -> None:
     """Add `analyze` and `reference build` to ``app``."""
@@ -83,6 +83,11 @@ def reference(
     for path in slides:  # every slide opens and has a pixel size, before minutes of encoding
         with open_slide(path, mpp=slide_mpp) as s:
             s.require_mpp()
+    slides = list(dict.fromkeys(p.resolve() for p in slides))  # a slide named twice counts once
+    if len(slides) == 1:
+        typer.echo("pathview: warning: a bank of one slide takes that slide's stain and scanner for normal, so "
+                   "other slides may read as outliers throughout; build it from several slides of normal tissue, "
+                   "stained and scanned like those you will analyse", err=True)
     output.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(output.parent, os.W_OK):
         raise PathviewError(f"cannot write the bank into '{output.parent}': permission denied")

@@ -9,6 +9,7 @@ the commands only, so other commands start fast.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -47,13 +48,14 @@ def models(
 
 def _list_models(as_json: bool) -> None:
     from .encoders import list_specs
-    from .encoders.weights import default_folder, locate
+    from .encoders.weights import default_folder, locate, models_roots
 
     records = []
     for spec in list_specs():
         found = locate(spec) if spec.needs_weights else None
         records.append({
-            "name": spec.name, "title": spec.title, "installed": (found is not None) or not spec.needs_weights,
+            "name": spec.name, "aliases": list(spec.aliases), "title": spec.title,
+            "installed": (found is not None) or not spec.needs_weights,
             "weights": str(found) if found else None, "family": spec.family, "arch": spec.arch,
             "embed_dim": spec.embed_dim, "embedding": spec.pooling, "input_size": spec.input_size, "mpp": spec.mpp,
             "params_m": spec.params_m, "licence": spec.licence, "card": spec.card,
@@ -72,12 +74,17 @@ def _list_models(as_json: bool) -> None:
             state = f"installed: {r['weights']}"
         else:
             state = f"not installed: put {' or '.join(r['expected_files'])} in {r['install_to']}/"
+        also = f" (also: {', '.join(r['aliases'])})" if r["aliases"] else ""
         typer.echo(f"{r['name']:15s} {r['embed_dim']:5d}-d  {r['input_size']} px @ {r['mpp']} µm/px  "
-                   f"{r['params_m']:6.0f}M  {r['title']}")
+                   f"{r['params_m']:6.0f}M  {r['title']}{also}")
         typer.echo(f"{'':15s} {state}")
         typer.echo(f"{'':15s} {r['card']} ({r['licence']})")
-    typer.echo("\nmodel folders are searched in $PATHVIEW_MODELS, ./models, and the user data folder; "
-               "or give --weights PATH")
+    typer.echo("\nencoder weights are looked for, in this order, in a folder named as above (or as the model's "
+               "Hugging Face repo, e.g. UNI) under:")
+    for i, root in enumerate(models_roots(), 1):
+        typer.echo(f"  {i}. {root}")
+    typer.echo(f"($PATHVIEW_MODELS adds folders before these, separated by '{os.pathsep}'; "
+               "--weights PATH names one folder)")
     echo_assistant_models(assistant)
 
 
@@ -134,8 +141,8 @@ def encode(
     encoder: Annotated[str, typer.Option("--encoder", help="Encoder name (see `pathview models`).")] = "pathview-he",
     weights: Weights = None,
     device: Device = "auto",
-    mpp: Annotated[Optional[float], typer.Option("--mpp", help="Tile resolution in µm/px (default: the encoder's).")] = None,
-    size: Annotated[Optional[int], typer.Option("--size", min=8, help="Tile side in px (default: the encoder's).")] = None,
+    mpp: Annotated[Optional[float], typer.Option("--mpp", "--tile-mpp", help="Tile resolution in µm/px (default: the encoder's).")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", "--tile-size", min=8, help="Tile side in px (default: the encoder's).")] = None,
     min_tissue: Annotated[float, typer.Option("--min-tissue", min=0.0, max=1.0, help="Smallest tissue fraction kept.")] = 0.1,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Tiles per batch (halved on GPU out-of-memory).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Tile readers (default: 12 on a GPU, 4 on a CPU).")] = None,

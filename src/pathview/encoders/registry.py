@@ -10,25 +10,30 @@ from .errors import UnknownEncoderError
 from .spec import EncoderSpec
 
 _REGISTRY: dict[str, EncoderSpec] = {}
+_ALIASES: dict[str, str] = {}
 
 #: The encoder used when none is named: weight-free, fast on a CPU.
 DEFAULT_ENCODER = "pathview-he"
 
 
 def register(spec: EncoderSpec) -> EncoderSpec:
-    """Add ``spec`` under its name; a name may be registered once."""
+    """Add ``spec`` under its name and aliases; each name may be taken once."""
     key = spec.name.lower()
-    if key in _REGISTRY:
-        raise ValueError(f"encoder {spec.name!r} is already registered")
+    for name in (key, *(a.lower() for a in spec.aliases)):
+        if name in _REGISTRY or name in _ALIASES:
+            raise ValueError(f"encoder name {name!r} is already registered")
     _REGISTRY[key] = spec
+    _ALIASES.update((a.lower(), key) for a in spec.aliases)
     return spec
 
 
 def get_spec(name: str) -> EncoderSpec:
-    """Return the spec called ``name`` (case-insensitive), or raise naming the known ones."""
+    """Return the spec called ``name`` or one of its aliases (case-insensitive), or raise naming the known
+    ones. Outputs record the spec's own name, whichever was asked for."""
     _load_zoo()
+    key = name.strip().lower()
     try:
-        return _REGISTRY[name.lower()]
+        return _REGISTRY[_ALIASES.get(key, key)]
     except KeyError:
         raise UnknownEncoderError(name, sorted(_REGISTRY)) from None
 

@@ -53,6 +53,8 @@ class EncoderSpec:
     key_prefix: str = ""
     ignore_prefixes: tuple[str, ...] = ()
     notes: str = ""
+    #: Other names that select this encoder: the ones TRIDENT users type (``uni_v1``, ``hoptimus0``).
+    aliases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:

@@ -10,7 +10,8 @@ for _name, _title, _licence in (
     ("h-optimus-1", "H-optimus-1 (ViT-g/14, 4 registers, Bioptimus)", "non-commercial, gated (see card)"),
 ):
     register(EncoderSpec(
-        name=_name, title=_title, family="timm", arch="vit_giant_patch14_reg4_dinov2",
+        name=_name, aliases=(_name.replace("-", ""),), title=_title, family="timm",
+        arch="vit_giant_patch14_reg4_dinov2",
         arch_kwargs={"img_size": 224, "init_values": 1e-5, "global_pool": "token", "dynamic_img_size": False},
         embed_dim=1536, pooling="cls", input_size=224, mean=BIOPTIMUS_MEAN, std=BIOPTIMUS_STD, mpp=0.5,
         params_m=1135, card=f"https://huggingface.co/bioptimus/{_title.split(' ')[0]}", licence=_licence,

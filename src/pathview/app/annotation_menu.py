@@ -209,7 +209,7 @@ class AnnotationMenu(QObject):
 
     def _imported(self, report, history) -> None:
         imported = count(report.count, "annotation")
-        history.record_added(report.annotations, f"import of {imported}")
+        history.record_added(report.annotations, f"import of {imported}", report.classes_added)
         undo = " (Ctrl+Z undoes the import)" if report.annotations else ""
         self.window.statusBar().showMessage(f"Imported {imported}{undo}.", 8000)
         if report.warnings:

@@ -12,18 +12,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import AnnotationChangedError, AnnotationNotFoundError
-from .model import Annotation
+from .model import Annotation, AnnotationClass
 from .store import FindingsStore
 
 
 @dataclass(frozen=True)
 class Step:
-    """One undoable edit: annotations added, removed, and (before, after) pairs updated."""
+    """One undoable edit: annotations added, removed, and (before, after) pairs updated; classes the edit
+    created (an import's), taken back with it while no annotation uses them."""
 
     label: str
     added: tuple[Annotation, ...] = ()
     removed: tuple[Annotation, ...] = ()
     updated: tuple[tuple[Annotation, Annotation], ...] = ()
+    classes_added: tuple[AnnotationClass, ...] = ()
 
 
 class History:
@@ -47,11 +49,13 @@ class History:
         self.store.add_many(self.quickhash, annotations)
         self._record(Step(label, added=tuple(annotations)))
 
-    def record_added(self, annotations: Sequence[Annotation], label: str = "import") -> None:
+    def record_added(self, annotations: Sequence[Annotation], label: str = "import",
+                     classes: Sequence[AnnotationClass] = ()) -> None:
         """Record annotations saved elsewhere (an import, stored in one transaction off the GUI thread)
-        as one step, so that undo removes them all and redo brings them back."""
+        as one step, so that undo removes them all, with the ``classes`` the import created, and redo
+        brings them back."""
         if annotations:
-            self._record(Step(label, added=tuple(annotations)))
+            self._record(Step(label, added=tuple(annotations), classes_added=tuple(classes)))
 
     def update(self, annotation: Annotation, label: str = "edit") -> Annotation:
         """Replace the stored annotation with the same id and record the step."""
@@ -120,6 +124,17 @@ class History:
                 self.store.add_many(self.quickhash, to_add)
             if step.updated:
                 self.store.update_many(self.quickhash, [after if forward else before for before, after in step.updated])
+            self._apply_classes(step.classes_added, forward)
+
+    def _apply_classes(self, classes: Sequence[AnnotationClass], forward: bool) -> None:
+        """Redo: bring back the step's classes that are gone. Undo: remove those still as the step made them
+        (not recoloured since) that no annotation of any slide uses."""
+        stored = self.store.class_colors()
+        for cls in classes:
+            if forward and cls.name not in stored:
+                self.store.set_class(cls)
+            elif not forward and tuple(stored.get(cls.name, ())) == tuple(cls.color) and not self.store.class_in_use(cls.name):
+                self.store.remove_class(cls.name)
 
     def _check_unchanged(self, step: Step, forward: bool, to_remove: Sequence[Annotation]) -> None:
         """Raise unless every annotation the step changes is stored as this step left it."""

@@ -36,12 +36,14 @@ EXPORT_FORMATS = ("geojson", "asap", "imagescope", "csv", "pdf", "html")
 
 @dataclass
 class ImportReport:
-    """What an import stored: the count, per file, the annotations themselves (for undo), and warnings to show."""
+    """What an import stored: the count, per file, the annotations and the new classes themselves (for undo),
+    and warnings to show."""
 
     count: int = 0
     per_file: list[tuple[Path, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     annotations: list[Annotation] = field(default_factory=list)
+    classes_added: list[AnnotationClass] = field(default_factory=list)
 
 
 def detect_format(path: str | Path) -> str:
@@ -106,7 +108,9 @@ def import_files(store: FindingsStore, info: SlideInfo, paths: Sequence[str | Pa
         named = {a.class_name for a in result.annotations if a.class_name} - known
         colors = {c.name: c.color for c in result.classes}
         for name in sorted(named):
-            store.set_class(AnnotationClass(name, colors.get(name) or _fallback_color(name)))
+            cls = AnnotationClass(name, colors.get(name) or _fallback_color(name))
+            store.set_class(cls)
+            report.classes_added.append(cls)
             known.add(name)
     return report
 

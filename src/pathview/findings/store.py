@@ -368,6 +368,12 @@ class FindingsStore:
             c.execute("UPDATE annotations SET class_name = ? WHERE class_name = ?", (new, old))
         self._emit("classes", None)
 
+    def class_in_use(self, name: str) -> bool:
+        """Return whether an annotation of any slide has class ``name``."""
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM annotations WHERE class_name = ? LIMIT 1",
+                                      (name,)).fetchone() is not None
+
     def remove_class(self, name: str) -> None:
         """Remove a class from the list; its annotations keep the name (shown in the unclassified colour)."""
         with self._lock, self._transaction() as c:

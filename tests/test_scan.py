@@ -129,8 +129,8 @@ def test_a_run_killed_mid_slide_then_rerun_equals_an_uninterrupted_run(scanned, 
 
     assert main(["scan", *args, "-o", str(killed)]) == 0  # stale locks recovered, the batch finished
     rows, ref_rows = rows_by_name(killed), rows_by_name(reference)
-    assert len(rows) == 2 and all(r["status"] in ("ok", "skipped") for r in rows.values())
-    assert {r["output"] for r in rows.values() if r["status"] == "ok"} >= set(unfinished)
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows.values())  # finished by either run
+    assert {r["output"] for r in rows.values() if not r["note"]} >= set(unfinished)  # analysed by the rerun
     for name, row in rows.items():
         a, b = _store(killed / row["output"]), _store(reference / ref_rows[name]["output"])
         assert a.keys() == b.keys() and {"coords", "features", "anomaly", "qc_pen"} <= a.keys()
@@ -160,21 +160,56 @@ def test_sigterm_stops_a_scan_as_ctrl_c_does(tmp_path):
     assert '<span class="badge unfinished">' in (out / "report.html").read_text()
 
 
-def test_a_rerun_skips_finished_slides_and_retries_failed_ones(scanned, cohort):
+KEPT = "done by an earlier run (results kept)"
+
+
+def test_a_rerun_keeps_finished_slides_as_ok_rows_and_retries_failed_ones(scanned, cohort, capsys):
     out, _ = scanned
-    before = {n: r for n, r in rows_by_name(out).items() if r["status"] == "ok"}
+    first = rows_by_name(out)
+    before = {n: r for n, r in first.items() if r["status"] == "ok"}
     mtimes = {n: (out / r["output"] / "tiles.h5").stat().st_mtime_ns for n, r in before.items()}
+    capsys.readouterr()
     code = main(["scan", str(cohort / "good"), str(cohort / "broken"), "-o", str(out), "--recursive", *FAST])
-    assert code == 3
+    assert code == 3  # the broken slides fail again
+    assert "5 slides: 2 ok (2 done earlier), 3 failed; see" in capsys.readouterr().out
     rows = rows_by_name(out)
-    assert {n: rows[n]["status"] for n in before} == {CMU_SVS.name: "skipped", CMU_DICOM.name: "skipped",
-                                                      TCGA_NO_MPP.name: "ok", DAMAGED: "ok"}  # not in this run: kept
+    assert len(rows) == len(first) and len(out.joinpath("scan.csv").read_text().splitlines()) == len(first) + 1
+    for name in (CMU_SVS.name, CMU_DICOM.name):  # kept: the first run's row, timings and all, but for the note
+        assert rows[name]["status"] == "ok" and rows[name]["note"] == KEPT
+        assert {**rows[name], "note": ""} == first[name]
+        assert int(rows[name]["tiles"]) > 0 and float(rows[name]["time_total_s"]) > 0
+        assert float(rows[name]["tile_mpp_used"]) > 0 and rows[name]["regions"] != ""
+    assert rows[TCGA_NO_MPP.name] == first[TCGA_NO_MPP.name] and rows[DAMAGED] == first[DAMAGED]  # not in this run
+    assert all(rows[n]["status"] == "failed" and rows[n]["error"] == first[n]["error"] for n in BROKEN_FILES)
+    page = (out / "report.html").read_text()
+    assert page.count('<tr class="r-ok">') == 4 and page.count('<tr class="r-failed">') == 3
+    assert page.count(f'<div class="note">{KEPT}</div>') == 2 and 'badge skipped' not in page
+
     code = main(["scan", str(cohort / "damaged"), "-o", str(out), *FAST])
-    assert code == 0 and rows_by_name(out)[DAMAGED]["status"] == "skipped"
-    assert "with damaged image data could not be read" in rows_by_name(out)[DAMAGED]["note"]  # still said
-    assert rows[CMU_SVS.name]["tiles"] == before[CMU_SVS.name]["tiles"]
+    assert code == 0 and "1 slide: 1 ok (1 done earlier), 0 failed" in capsys.readouterr().out
+    damaged = rows_by_name(out)[DAMAGED]
+    assert damaged["status"] == "ok" and damaged["note"] == f"{KEPT}; {first[DAMAGED]['note']}"  # damage still said
+    assert "with damaged image data could not be read" in damaged["note"]
     assert all((out / r["output"] / "tiles.h5").stat().st_mtime_ns == mtimes[n] for n, r in before.items())
-    assert all(rows[n]["status"] == "failed" for n in BROKEN_FILES)
+
+
+def test_the_same_slide_by_a_second_path_is_skipped_not_counted_twice(tmp_path, capsys):
+    for folder in ("a", "b"):  # a copy of one slide under the same name
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / CMU_SVS.name).symlink_to(CMU_SVS)
+    out = tmp_path / "out"
+    for run in range(2):
+        assert main(["scan", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(out), "--tile-mpp", "8",
+                     "--threads", "1", "-q"]) == 0
+        with open(out / "scan.csv", newline="") as f:
+            rows = {Path(r["path"]).parent.name: r for r in csv.DictReader(f)}
+        assert rows["a"]["status"] == "ok" and rows["a"]["note"] == ("" if run == 0 else KEPT)
+        assert rows["b"]["status"] == "skipped"
+        assert rows["b"]["note"] == f"same slide as {tmp_path / 'a' / CMU_SVS.name}"
+        assert rows["b"]["output"] == rows["a"]["output"]
+        earlier = " (1 done earlier)" if run else ""
+        assert f"2 slides: 1 ok{earlier}, 1 skipped (same slide as another path), 0 failed" in capsys.readouterr().out
+    assert '<span class="badge skipped">1 skipped</span>' in (out / "report.html").read_text()
 
 
 def test_a_changed_setting_recomputes(cohort, scanned):
@@ -182,7 +217,7 @@ def test_a_changed_setting_recomputes(cohort, scanned):
     old = rows_by_name(out)[CMU_SVS.name]
     assert main(["scan", str(cohort / "good" / CMU_SVS.name), "-o", str(out), "--tile-mpp", "4", "--threads", "1", "-q"]) == 0
     new = rows_by_name(out)[CMU_SVS.name]
-    assert new["status"] == "ok" and int(new["tiles"]) < int(old["tiles"])
+    assert new["status"] == "ok" and int(new["tiles"]) < int(old["tiles"]) and new["note"] == ""  # made anew
     summary = json.loads((out / new["output"] / "summary.json").read_text())
     assert summary["settings"]["tile_mpp"] == 4.0
     assert "recomputing: settings changed (tile_mpp: 2.0 -> 4.0)" in (out / "scan.log").read_text()

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import pytest
 from conftest import BROKEN, CMU_DICOM, CMU_SVS, SLIDES, TCGA_NO_MPP
@@ -26,7 +27,7 @@ from pathview.scan.discover import ShardSpecError
 from pathview.scan.layout import complete_summary
 from pathview.scan.locks import LockManager, read_owner
 from pathview.scan.report import report_html
-from pathview.scan.table import SlideRow, merge_rows, table_text
+from pathview.scan.table import SlideRow, merge_rows, summary_time, table_text
 from pathview.workspace import Workspace
 
 
@@ -165,6 +166,22 @@ def test_table_merges_runs_and_report_shows_errors(tmp_path):
     assert page.count('<tr class="r-failed">') == 2 and "bad &amp; &lt;worse&gt;" in page
     assert page.index("b.svs") < page.index("a.svs")  # failures first
     assert "addEventListener('click'" in page and "<th>tissue mm²</th>" in page
+
+
+def test_report_shows_kept_results_as_ok_with_their_note_and_counts_only_statuses_present(tmp_path):
+    kept = SlideRow("/s/a.svs", "ok", note="done by an earlier run (results kept)", values={"tiles": 10}, reused=True)
+    page = report_html(merge_rows([], [kept, SlideRow("/s/b.svs", "failed", "truncated")]), tmp_path)
+    assert page.count('<tr class="r-ok">') == 1
+    assert '<div class="note">done by an earlier run (results kept)</div>' in page
+    assert '<span class="badge ok">1 ok</span>' in page and '<span class="badge failed">1 failed</span>' in page
+    assert "badge skipped" not in page and "badge unfinished" not in page
+    assert "reused" not in table_text(merge_rows([], [kept])).splitlines()[0]  # the note says it, not a column
+
+
+def test_a_kept_row_is_dated_by_when_its_results_were_made():
+    made = summary_time({"created": "2024-05-06T07:08:09+00:00"})
+    assert made == datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc).timestamp()
+    assert abs(summary_time({"created": "yesterday"}) - time.time()) < 5 and abs(summary_time({}) - time.time()) < 5
 
 
 def test_a_slide_another_run_redid_is_not_set_back_in_the_table(tmp_path):

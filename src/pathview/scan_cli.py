@@ -47,8 +47,9 @@ def scan(
 ) -> None:
     """Scan slides headless: QC, embeddings and anomaly maps per slide, a cohort table and report.
 
-    Reruns skip slides already done with the same settings; a killed run resumes.
-    Exit status: 0 all slides ok or skipped, 3 some slides failed (see scan.csv), 2 bad input.
+    Reruns keep the results of slides already done with the same settings (ok, noted as
+    done earlier); a killed run resumes.
+    Exit status: 0 no slide failed, 3 some slides failed (see scan.csv), 2 bad input.
     """
     from .encoders import get_spec
     from .scan import AnalysisConfig, ScanOptions, parse_shard, read_mpp_table, run_scan
@@ -79,11 +80,18 @@ def scan(
         except KeyboardInterrupt:
             typer.echo(f"interrupted; finished slides are kept in {output}: rerun the same command to resume", err=True)
             raise typer.Exit(128 + signals.received) from None
-    ok, skipped, failed = result.count("ok"), result.count("skipped"), result.failed
-    typer.echo(f"{count(len(result.rows), 'slide')}: {ok} ok, {skipped} skipped (already done), {failed} failed; "
+    typer.echo(f"{count(len(result.rows), 'slide')}: {_outcomes(result)}; "
                f"see {output / 'report.html'} and {output / 'scan.csv'}")
-    if failed:
+    if result.failed:
         raise typer.Exit(EXIT_SLIDES_FAILED)
+
+
+def _outcomes(result) -> str:
+    """Return e.g. '12 ok (5 done earlier), 1 failed': the parts in brackets and skipped only when there are any."""
+    earlier = f" ({result.reused} done earlier)" if result.reused else ""
+    skipped = result.count("skipped")
+    duplicates = f", {skipped} skipped (same slide as another path)" if skipped else ""
+    return f"{result.count('ok')} ok{earlier}{duplicates}, {result.failed} failed"
 
 
 class _Bar:

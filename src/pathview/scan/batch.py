@@ -1,11 +1,12 @@
-"""Scan a cohort: find slides, skip the finished ones, analyse the rest, table and report the lot.
+"""Scan a cohort: find slides, keep the finished ones, analyse the rest, table and report the lot.
 
 The coordinator never decodes pixels: it finds slides, identifies them (headers
-only), decides per slide (finished with the same settings: skip; locked by another
-run: come back later; otherwise lock, mark unfinished, send to a worker), and
-records every outcome in ``scan.csv``, ``report.html`` and ``scan.log`` as it
-happens, so a run killed at any moment leaves an accurate table and a rerun
-finishes the job. Workers (local processes or Ray actors) do the analysis.
+only), decides per slide (finished with the same settings: keep its results, with
+the ``ok`` row the run that made them wrote; the same slide by a second path:
+``skipped``; locked by another run: come back later; otherwise lock, mark
+unfinished, send to a worker), and records every outcome in ``scan.csv``,
+``report.html`` and ``scan.log`` as it happens, so a run killed at any moment
+leaves an accurate table and a rerun finishes the job. Workers (local processes or Ray actors) do the analysis.
 """
 
 from __future__ import annotations
@@ -41,7 +42,16 @@ from .layout import complete_summary, reset_folder
 from .locks import STALE_AFTER_S, LockManager
 from .mpp_table import MppTable
 from .report import REPORT_FILE, report_html
-from .table import TABLE_FILE, SlideRow, merge_rows, read_table, summary_values, table_text, write_atomic
+from .table import (
+    TABLE_FILE,
+    SlideRow,
+    merge_rows,
+    read_table,
+    summary_time,
+    summary_values,
+    table_text,
+    write_atomic,
+)
 
 LOG_FILE = "scan.log"
 LOCK_FOLDER = ".locks"
@@ -101,6 +111,11 @@ class ScanResult:
         return sum(1 for r in self.rows if r.status == status)
 
     @property
+    def reused(self) -> int:
+        """Slides whose results an earlier (or another) run made and this run kept."""
+        return sum(1 for r in self.rows if r.reused)
+
+    @property
     def failed(self) -> int:
         return self.count("failed")
 
@@ -152,6 +167,18 @@ def run_scan(options: ScanOptions, executor_factory: Callable[[], Executor],
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def _ok_row(path: str, ident: SlideIdentity, summary: dict[str, object], note: str = "",
+            reused: bool = False) -> SlideRow:
+    """Return the row of a slide with complete results: the same whether this run made them or kept them.
+
+    Its numbers, timings and ``finished`` time all come from summary.json, so a rerun
+    rewrites the first run's row unchanged but for ``note``.
+    """
+    notes = "; ".join(n for n in (note, unreadable_note(summary)) if n)  # damage is still true of kept outputs
+    return SlideRow(path, "ok", output=ident.key, quickhash=ident.quickhash, note=notes,
+                    values=summary_values(summary), finished=summary_time(summary), reused=reused)
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -224,8 +251,8 @@ class _Scan:
                                                note="stopped before it finished: rerun the scan to finish it"))
             self._write_table()
             self.locks.close()
-        log.info("done: %d ok, %d skipped, %d failed in %.1f s", self.result.count("ok"),
-                 self.result.count("skipped"), self.result.failed, time.perf_counter() - self.t0)
+        log.info("done: %d ok (%d done earlier), %d skipped, %d failed in %.1f s", self.result.count("ok"),
+                 self.result.reused, self.result.count("skipped"), self.result.failed, time.perf_counter() - self.t0)
         return self.result
 
     def _fill(self, executor: Executor) -> None:
@@ -251,7 +278,7 @@ class _Scan:
                                       note=f"same slide as {self.idents[found.key].source.path}"))
                 continue
             self.idents[found.key] = found
-            state = self._claim(found, "unchanged since an earlier scan")
+            state = self._claim(found, "done by an earlier run (results kept)")
             if state == "locked":
                 self.waiting.append(found)
             elif state == "queued":
@@ -259,21 +286,22 @@ class _Scan:
         return False
 
     def _claim(self, ident: SlideIdentity, done_note: str) -> str:
-        """Skip a finished slide (``done``), leave one another run holds (``locked``), or lock and queue it."""
-        if self._skip_if_complete(ident, done_note):
+        """Keep a finished slide (``done``), leave one another run holds (``locked``), or lock and queue it."""
+        if self._keep_if_complete(ident, done_note):
             return "done"
         owner = self.locks.acquire(ident.key)
         if owner is not None:
             if ident not in self.waiting:
                 log.info("%s: being scanned by %s; coming back to it later", ident.source.name, owner.describe())
             return "locked"
-        if self._skip_if_complete(ident, "finished by another run", release=True):
+        if self._keep_if_complete(ident, "done by another run (results kept)", release=True):
             return "done"
         reset_folder(self.out / ident.key)
         self.queue.append(SlideTask(ident.key, str(ident.source.path), str(self.out / ident.key), ident.slide_mpp))
         return "queued"
 
-    def _skip_if_complete(self, ident: SlideIdentity, note: str, release: bool = False) -> bool:
+    def _keep_if_complete(self, ident: SlideIdentity, note: str, release: bool = False) -> bool:
+        """Record a slide whose current results are there as ok, without analysing it; False when they are not."""
         summary, why = complete_summary(self.out / ident.key, ident.quickhash, self._settings(ident))
         if summary is None:
             if why and "no summary.json" not in why:
@@ -281,15 +309,13 @@ class _Scan:
             return False
         if release:
             self.locks.release(ident.key)
-        damaged = unreadable_note(summary)  # still true of the outputs kept
-        self._record(SlideRow(str(ident.source.path), "skipped", output=ident.key, quickhash=ident.quickhash,
-                              note=f"{note}; {damaged}" if damaged else note, values=summary_values(summary)))
+        self._record(_ok_row(str(ident.source.path), ident, summary, note, reused=True))
         return True
 
     def _retry_waiting(self) -> None:
         """Wait for slides other runs hold; take over those whose run died (stale locks)."""
         time.sleep(_WAIT_POLL_S)
-        self.waiting = [i for i in self.waiting if self._claim(i, "finished by another run") == "locked"]
+        self.waiting = [i for i in self.waiting if self._claim(i, "done by another run (results kept)") == "locked"]
 
     # -- events -------------------------------------------------------------------------------
     def _handle(self, event: object) -> None:
@@ -328,10 +354,9 @@ class _Scan:
             self._record(SlideRow(task.path, "failed", f"the analysis finished but its outputs do not check out: {why}",
                                   output=ident.key, quickhash=ident.quickhash))
             return
-        values = summary_values(summary)
-        values.setdefault("seconds", round(event.seconds, 2))
-        self._record(SlideRow(task.path, "ok", output=ident.key, quickhash=ident.quickhash, values=values,
-                              note=unreadable_note(summary)))
+        row = _ok_row(task.path, ident, summary)
+        row.values.setdefault("seconds", round(event.seconds, 2))
+        self._record(row)
 
     # -- records ------------------------------------------------------------------------------
     def _settings(self, ident: SlideIdentity) -> dict[str, object]:

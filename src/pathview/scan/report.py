@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..wording import count
+from .table import STATUSES
 
 REPORT_FILE = "report.html"
 
@@ -119,7 +120,7 @@ def _damaged(row: dict[str, Any]) -> bool:
 def report_html(rows: list[dict[str, Any]], out: Path, title: str = "pathview scan") -> str:
     """Return the cohort page for ``rows`` (scan.csv rows) whose slide folders lie in ``out``."""
     ordered = sorted(rows, key=lambda r: (_STATUS_ORDER.get(str(r.get("status")), 9), str(r.get("name", ""))))
-    counts = {s: sum(1 for r in rows if r.get("status") == s) for s in ("ok", "skipped", "failed", "unfinished")}
+    counts = {s: sum(1 for r in rows if r.get("status") == s) for s in STATUSES}
     damaged = sum(1 for r in rows if r.get("status") != "failed" and _damaged(r))
     area = sum(float(r["tissue_mm2"]) for r in rows if _is_num(r.get("tissue_mm2")))
     heads = ["thumbnail", "heatmap", "slide (error)", "status", "tissue mm²", "tiles", "top anomaly",
@@ -133,8 +134,7 @@ def report_html(rows: list[dict[str, Any]], out: Path, title: str = "pathview sc
         f"{area:.1f} mm² of tissue · encoder {_esc(', '.join(encoders) or '–')} · "
         "click a column header to sort</div>",
         '<div class="counts">' + "".join(
-            f'<span class="badge {s}">{counts[s]} {s}</span>' for s in ("ok", "skipped", "failed", "unfinished")
-            if counts[s] or s != "unfinished")
+            f'<span class="badge {s}">{counts[s]} {s}</span>' for s in STATUSES if counts[s] or s in ("ok", "failed"))
         + (f'<span class="badge warn">{damaged} with damaged tiles</span>' if damaged else "") + "</div><br>",
         "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr></thead><tbody>",
         *(_row(r, out) for r in ordered),

@@ -14,18 +14,25 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 TABLE_FILE = "scan.csv"
-STATUSES = ("ok", "failed", "skipped")
+#: A row's status: ``ok`` (its results are there and current, whichever run made them), ``failed``,
+#: ``skipped`` (the same slide as another path of the run: its results are in that row's folder),
+#: ``unfinished`` (stopped mid-slide). In the order report.html counts them.
+STATUSES = ("ok", "skipped", "failed", "unfinished")
 _FIRST = ("path", "name", "status", "error", "tissue_mm2", "tiles", "top_anomaly")
 _LAST = ("seconds", "mpp", "mpp_source", "encoder", "quickhash", "output", "note", "finished")
 
 
 @dataclass
 class SlideRow:
-    """What happened to one slide in a scan; ``values`` holds the numbers read from its summary."""
+    """What happened to one slide in a scan; ``values`` holds the numbers read from its summary.
+
+    ``reused``: its results were made by an earlier run and kept (said in ``note``; not a column).
+    """
 
     path: str
     status: str
@@ -35,6 +42,7 @@ class SlideRow:
     note: str = ""
     values: dict[str, Any] = field(default_factory=dict)
     finished: float = field(default_factory=time.time)
+    reused: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         d = {"path": self.path, "name": Path(self.path).name, "status": self.status, "error": self.error,
@@ -64,6 +72,14 @@ def summary_values(summary: dict[str, Any]) -> dict[str, Any]:
     if "total_s" in timings:
         out["seconds"] = _round(timings["total_s"])
     return out
+
+
+def summary_time(summary: dict[str, Any]) -> float:
+    """Return when a summary's results were made (its ``created``), or now when it records no valid time."""
+    try:
+        return datetime.fromisoformat(str(summary["created"])).timestamp()
+    except (KeyError, ValueError):
+        return time.time()
 
 
 def _mapping(summary: dict[str, Any], key: str) -> dict[str, float]:

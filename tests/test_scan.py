@@ -215,7 +215,8 @@ def test_the_same_slide_by_a_second_path_is_skipped_not_counted_twice(tmp_path, 
 def test_a_changed_setting_recomputes(cohort, scanned):
     out, _ = scanned
     old = rows_by_name(out)[CMU_SVS.name]
-    assert main(["scan", str(cohort / "good" / CMU_SVS.name), "-o", str(out), "--tile-mpp", "4", "--threads", "1", "-q"]) == 0
+    # --mpp: the spelling of encode and analyze, accepted for --tile-mpp
+    assert main(["scan", str(cohort / "good" / CMU_SVS.name), "-o", str(out), "--mpp", "4", "--threads", "1", "-q"]) == 0
     new = rows_by_name(out)[CMU_SVS.name]
     assert new["status"] == "ok" and int(new["tiles"]) < int(old["tiles"]) and new["note"] == ""  # made anew
     summary = json.loads((out / new["output"] / "summary.json").read_text())

@@ -86,7 +86,7 @@ def grab_analysis(app, slide: Path, workspace: Path, output: Path) -> None:
     window.resizeDocks([window.annotations.dock, analysis.regions_dock], [1, 4], Qt.Orientation.Vertical)
     window.assistant_dock.close()
     app.processEvents()  # lay the docks out before sizing them
-    window.resizeDocks([window.overview_dock, analysis.heatmap_dock, window.info_dock], [150, 340, 240],
+    window.resizeDocks([window.overview_dock, analysis.heatmap_dock, window.info_dock], [150, 230, 350],
                        Qt.Orientation.Vertical)
     region = analysis.result.regions[0]
     view.zoom_to_fit()

@@ -7,14 +7,14 @@ image from them. A colour bar shows what the colours mean, with the threshold ma
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFormLayout,
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
+    QSizePolicy,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -24,13 +24,19 @@ from ..analysis.regions import CLASS_COLORS, CLASS_TITLES
 from .analysis_result import LAYERS, AnalysisResult
 from .heatmap_layer import COLORMAPS, HeatmapSettings, colour_table
 
-BAR_W, BAR_H = 220, 12
+BAR_W, BAR_H = 220, 10
+SWATCH = 12  # px: a layer switch's colour square, no taller than its text
 
 
 def _swatch(rgb: tuple[int, int, int]) -> QPixmap:
-    pix = QPixmap(12, 12)
+    pix = QPixmap(SWATCH, SWATCH)
     pix.fill(QColor(*rgb))
     return pix
+
+
+def _layer_text(name: str, share: float | None) -> str:
+    """Return a layer switch's text: its title and, once analysed, its share of tiles above the threshold."""
+    return CLASS_TITLES[name] + (f"  ({100 * share:.1f}% of tiles)" if share is not None else "")
 
 
 class HeatmapPanel(QWidget):
@@ -42,46 +48,58 @@ class HeatmapPanel(QWidget):
     def __init__(self, settings: HeatmapSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         s = settings or HeatmapSettings()
-        self.show_box = QCheckBox("Show heatmap  (H)")
+        self.show_box = QCheckBox("Show  (H)")
         self.show_box.setChecked(True)
         self.show_box.toggled.connect(self.shown_changed)
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(5, 100)
         self.opacity.setValue(round(s.opacity * 100))
+        self.opacity.setToolTip("Opacity of the heatmap")
         self.cmap = QComboBox()
         self.cmap.addItems(list(COLORMAPS))
         self.cmap.setCurrentText(s.cmap)
+        self.cmap.setToolTip("Colour map")
         self.threshold = QSlider(Qt.Orientation.Horizontal)
         self.threshold.setRange(0, 100)
         self.threshold.setValue(round(s.threshold * 100))
         self.threshold_label = QLabel()
         self.bar = QLabel()
+        self.bar.setScaledContents(True)  # as wide as the threshold slider above it: the mark sits under its handle
+        self.bar.setFixedHeight(BAR_H)
+        self.bar.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.bar.setToolTip("Score 0 (left) to 1 (right); tiles below the threshold line are not coloured. "
                             "0.5 is the analysis' decision threshold.")
         self.layer_boxes: dict[str, QCheckBox] = {}
-        form = QFormLayout()
-        form.addRow(self.show_box)
-        form.addRow("Opacity", self.opacity)
-        form.addRow("Colours", self.cmap)
-        row = QHBoxLayout()
-        row.addWidget(self.threshold, 1)
-        row.addWidget(self.threshold_label)
-        form.addRow("Threshold", row)
-        form.addRow("", self.bar)
+        # Compact, so every layer switch shows without scrolling beside the Assistant dock in an 860-px-high
+        # window: showing, opacity and colour map share one row, and the colour bar hugs the threshold.
+        controls = QGridLayout()
+        controls.setVerticalSpacing(3)
+        controls.setColumnStretch(1, 1)
+        controls.addWidget(self.show_box, 0, 0)
+        controls.addWidget(self.opacity, 0, 1)
+        controls.addWidget(self.cmap, 0, 2)
+        controls.addWidget(QLabel("Threshold"), 1, 0)
+        controls.addWidget(self.threshold, 1, 1)
+        controls.addWidget(self.threshold_label, 1, 2)
+        controls.addWidget(self.bar, 2, 1)
         layers = QVBoxLayout()
-        layers.setSpacing(2)
+        layers.setSpacing(0)
         for name in LAYERS:
-            box = QCheckBox(CLASS_TITLES[name])
+            box = QCheckBox(_layer_text(name, 1.0))
             box.setIcon(_swatch(CLASS_COLORS[name]))
+            box.setIconSize(QSize(SWATCH, SWATCH))
+            box.setMinimumWidth(box.sizeHint().width())  # room for the widest share a result adds: never clipped
+            box.setText(_layer_text(name, None))
             box.setChecked(name in s.layers)
             box.toggled.connect(self._changed)
             self.layer_boxes[name] = box
             layers.addWidget(box)
         outer = QVBoxLayout(self)
-        outer.addLayout(form)
-        outer.addWidget(QLabel("Score layers"))
+        outer.setContentsMargins(6, 4, 6, 4)
+        outer.setSpacing(4)
+        outer.addLayout(controls)
         outer.addLayout(layers)
-        outer.addStretch(1)
+        outer.setAlignment(Qt.AlignmentFlag.AlignTop)
         for w in (self.opacity, self.threshold):
             w.valueChanged.connect(self._changed)
         self.cmap.currentTextChanged.connect(self._changed)
@@ -97,8 +115,7 @@ class HeatmapPanel(QWidget):
         for name, box in self.layer_boxes.items():
             present = result is not None and name in result.scores
             box.setEnabled(present)
-            pct = f"  ({100 * result.fraction_above(name):.1f}% of tiles)" if present else ""
-            box.setText(CLASS_TITLES[name] + pct)
+            box.setText(_layer_text(name, result.fraction_above(name) if present else None))
 
     def _changed(self, *_: object) -> None:
         self._refresh_legend()

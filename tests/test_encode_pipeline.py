@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import CMU_SVS, TCGA_NO_MPP
+from conftest import BROKEN, CMU_SVS, TCGA_NO_MPP
 
 from pathview import __version__
 from pathview.analysis.encode import EncodeCancelled, encode_slide
@@ -134,7 +134,7 @@ def test_cancel_leaves_no_finished_looking_file(cmu, tmp_path):
     with pytest.raises(EncodeCancelled) as err:
         encode_slide(slide, grid, load_encoder(), out, device="cpu", batch_size=8, workers=2,
                      progress=on_progress, cancel=cancel)
-    assert 0 < err.value.done < len(grid) and "no tiles.h5 written" in str(err.value)
+    assert 0 < err.value.done < len(grid) and "tiles.h5 not written (an older one" in str(err.value)
     assert sorted(p.name for p in out.iterdir()) == ["tiles.h5"]
     assert (out / "tiles.h5").read_bytes() == b"previous run"
     assert not any(t.name == "tile-prefetch" for t in threading.enumerate())
@@ -200,6 +200,47 @@ def test_cli_encode_writes_tiles_h5(tmp_path):
     store = read_tile_store(tmp_path / "y")
     assert store.attrs["mpp_source"] == "user" and store.attrs["patch_size"] == 112
     assert store.attrs["patch_size_level0"] == 224
+
+
+def test_cli_encode_refuses_what_would_write_nothing_useful_and_leaves_no_trace(tmp_path):
+    older = tmp_path / "older"
+    assert run_cli("encode", str(CMU_SVS), "-o", str(older), "--mpp", "8", "--device", "cpu", "-q").returncode == 0
+    before = (older / "tiles.h5").read_bytes()
+    zeroed = BROKEN / "CMU-1-Small-Region-zeroed-tiles.svs"  # at 8 µm/px its one tissue tile is the damaged one
+    for out in (older, tmp_path / "new"):
+        res = run_cli("encode", str(zeroed), "-o", str(out), "--mpp", "8", "--device", "cpu", "-q")
+        assert res.returncode == 2 and "no tile of 'CMU-1-Small-Region-zeroed-tiles.svs' could be read (1 tile tried)" \
+            in res.stderr, res.stderr
+    assert (older / "tiles.h5").read_bytes() == before and not (tmp_path / "new").exists()  # nothing lost, no litter
+    (tmp_path / "a-file").write_text("mine")
+    res = run_cli("encode", str(CMU_SVS), "-o", str(tmp_path / "a-file"))
+    assert res.returncode == 2 and "is a file: -o names the folder that tiles.h5 goes into" in res.stderr
+    assert (tmp_path / "a-file").read_text() == "mine"
+    for bad in ("0", "-1"):
+        res = run_cli("encode", str(CMU_SVS), "-o", str(tmp_path / "m"), "--tile-mpp", bad)
+        assert res.returncode == 2 and "--tile-mpp" in res.stderr and not (tmp_path / "m").exists()
+    res = run_cli("encode", str(CMU_SVS), "-o", str(tmp_path / "s"), "--slide-mpp", "-1")
+    assert res.returncode == 2 and "a pixel size must be a positive number" in res.stderr
+    res = run_cli("models", "check", "uni", "--weights", str(tmp_path / "not-there"))
+    assert res.returncode == 2 and f"'{tmp_path / 'not-there'}', do not exist" in res.stderr
+
+
+def test_ctrl_c_stops_an_encode_with_exit_130_and_one_line(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "i"
+    proc = subprocess.Popen([sys.executable, "-m", "pathview", "encode", str(CMU_SVS), "-o", str(out), "--mpp", "0.25",
+                             "--size", "64", "--device", "cpu", "--batch-size", "8"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("i/*")) and time.monotonic() < deadline:  # encoding has begun writing
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "pathview: interrupted: encoding cancelled after" in err and "tiles.h5 not written" in err
+    assert not out.exists()  # the folder this run made, empty again, is taken back
 
 
 class _FakeEvent:

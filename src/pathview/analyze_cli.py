@@ -22,7 +22,7 @@ Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N
 Encoder = Annotated[str, typer.Option("--encoder", help="Encoder name (see `pathview models`).")]
 SlideMpp = Annotated[Optional[float], typer.Option("--slide-mpp",
                                                    help="Pixel size in µm for slides that record none.")]
-TileMpp = Annotated[float, typer.Option("--mpp", "--tile-mpp", help="Tile resolution in µm/px (0.5 = 20x).")]
+TileMpp = Annotated[float, typer.Option("--mpp", "--tile-mpp", min=0.01, help="Tile resolution in µm/px (0.5 = 20x).")]
 TileSize = Annotated[int, typer.Option("--size", "--tile-size", min=16, help="Tile side in pixels.")]
 
 def register(app: typer.Typer) -> None:

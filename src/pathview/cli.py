@@ -110,7 +110,7 @@ def thumbnail(
 @app.command()
 def tiles(
     slide: Annotated[Path, typer.Argument(help="Slide file or DICOM folder.")],
-    mpp: Annotated[float, typer.Option("--mpp", help="Tile resolution in µm/px (0.5 = 20x).")] = 0.5,
+    mpp: Annotated[float, typer.Option("--mpp", min=0.01, help="Tile resolution in µm/px (0.5 = 20x).")] = 0.5,
     size: Annotated[int, typer.Option("--size", min=8, help="Tile side in pixels.")] = 224,
     min_tissue: Annotated[float, typer.Option("--min-tissue", min=0.0, max=1.0, help="Smallest tissue fraction kept.")] = 0.1,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="PNG of the tissue mask and grid.")] = None,

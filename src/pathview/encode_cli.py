@@ -141,11 +141,11 @@ def encode(
     encoder: Annotated[str, typer.Option("--encoder", help="Encoder name (see `pathview models`).")] = "pathview-he",
     weights: Weights = None,
     device: Device = "auto",
-    mpp: Annotated[Optional[float], typer.Option("--mpp", "--tile-mpp", help="Tile resolution in µm/px (default: the encoder's).")] = None,
+    mpp: Annotated[Optional[float], typer.Option("--mpp", "--tile-mpp", min=0.01, help="Tile resolution in µm/px (default: the encoder's).")] = None,
     size: Annotated[Optional[int], typer.Option("--size", "--tile-size", min=8, help="Tile side in px (default: the encoder's).")] = None,
     min_tissue: Annotated[float, typer.Option("--min-tissue", min=0.0, max=1.0, help="Smallest tissue fraction kept.")] = 0.1,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Tiles per batch (halved on GPU out-of-memory).")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Tile readers (default: 12 on a GPU, 4 on a CPU).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Tile readers (default: 12 on a GPU, 4 on a CPU; at most one per core).")] = None,
     readers: Annotated[str, typer.Option("--readers", help="auto, threads or processes (auto: processes on a GPU for large slides).")] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the encoder (pays off on long GPU runs).")] = False,
     slide_mpp: Annotated[Optional[float], typer.Option("--slide-mpp", help="Pixel size in µm for slides that record none.")] = None,
@@ -161,6 +161,9 @@ def encode(
         raise typer.BadParameter(f"'{readers}' is not one of {', '.join(READER_KINDS)}", param_hint="--readers")
     spec = get_spec(encoder)
     dev = resolve_device(device)
+    if output.exists() and not output.is_dir() and output.suffix != ".h5":
+        raise PathviewError(f"'{output}' is a file: -o names the folder that tiles.h5 goes into")
+    made_folder = not output.exists()
     with open_slide(slide, mpp=slide_mpp) as s:
         level0_mpp = s.require_mpp()
         tile_mpp = mpp or spec.mpp
@@ -182,14 +185,25 @@ def encode(
             with bar as on_progress:
                 result = encode_slide(s, grid, enc, output, device=dev, batch_size=batch_size, workers=workers,
                                       readers=readers, compile=compile, progress=on_progress)
-        except KeyboardInterrupt:  # Ctrl-C: the partial file is already gone; say so in one line
-            raise EncodeCancelled(bar.done, len(grid)) from None
+        except KeyboardInterrupt:  # Ctrl-C: the partial file is already gone; say so in one line, exit 130
+            typer.echo(f"pathview: interrupted: {EncodeCancelled(bar.done, len(grid))}", err=True)
+            _remove_if_empty(output, made_folder)
+            raise
+        except PathviewError:
+            _remove_if_empty(output, made_folder)
+            raise
     if len(result.unreadable):
         n = len(result.unreadable)
         typer.echo(f"pathview: warning: {count(n, 'tile')} with damaged image data could not be read and "
                    f"{'was' if n == 1 else 'were'} left out of tiles.h5 (dataset unreadable_coords says where)", err=True)
-    typer.echo(f"wrote {result.path}: {result.tiles} tiles x {result.feature_dim} features ({result.encoder}) "
+    typer.echo(f"wrote {result.path}: {count(result.tiles, 'tile')} x {result.feature_dim} features ({result.encoder}) "
                f"in {result.seconds:.1f} s, {result.tiles_per_s:.0f} tiles/s on {result.device}")
+
+
+def _remove_if_empty(folder: Path, made_here: bool) -> None:
+    """Take back an output folder this run made when it stopped before writing anything into it."""
+    if made_here and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 class _progress:

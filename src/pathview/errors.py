@@ -62,6 +62,13 @@ class RegionReadError(PathviewError):
         return type(self), (self.path, self.region, self.level, self.cause)
 
 
+class InvalidMppError(PathviewError, ValueError):
+    """A pixel size given by the user is not a positive number."""
+
+    def __init__(self, mpp: float) -> None:
+        super().__init__(f"a pixel size must be a positive number of µm per pixel (e.g. 0.25 for 40x), got {mpp:g}")
+
+
 class MissingMppError(PathviewError):
     """A physical size was asked for but the slide records no pixel size."""
 

@@ -113,7 +113,7 @@ class _Bar:
 
     def report(self, p) -> None:
         if p.row is not None and p.row.status == "failed":
-            self.console.print(f"failed: {p.row.path}: {p.row.error}", markup=False, highlight=False)
+            self.console.print(f"failed: {p.row.path}: {p.row.error}", markup=False, highlight=False, soft_wrap=True)
 
     def update(self, p) -> None:
         if self.bar is None:
@@ -124,7 +124,10 @@ class _Bar:
             self.bar.start()
             self.task = self.bar.add_task("scan", total=p.slides_total, rate="")
         if p.row is not None and p.row.status == "failed":
-            self.bar.console.print(f"[red]failed[/red] {p.row.path}: {p.row.error}", highlight=False)
+            from rich.text import Text
+
+            self.bar.console.print(Text.assemble(("failed", "red"), f" {p.row.path}: {p.row.error}"), highlight=False,
+                                   soft_wrap=True)
         rate = f"{p.tiles_per_s:.0f} tiles/s" if p.tiles_done else ""
         self.bar.update(self.task, total=p.slides_total, completed=p.slides_done, rate=rate)
 

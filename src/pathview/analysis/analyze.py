@@ -61,17 +61,6 @@ class AnalysisCancelled(PathviewError):
         super().__init__(f"analysis of '{self.slide.name}' cancelled after {done} of {total} tiles; nothing finished")
 
 
-class UnreadableSlideError(PathviewError):
-    """Not one tile of the slide's tissue could be decoded: there is nothing to analyse."""
-
-    def __init__(self, slide: str | os.PathLike, tiles: int) -> None:
-        self.slide = Path(slide)
-        from ..wording import count
-
-        super().__init__(f"no tile of '{self.slide.name}' could be read ({count(tiles, 'tile')} tried): "
-                         "its image data is damaged")
-
-
 ProgressFn = Callable[[AnalyzeEvent], None]
 
 
@@ -159,8 +148,6 @@ def analyze_slide(
             clock.lap("encode")
             if cancel is not None and cancel.is_set():
                 raise AnalysisCancelled(slide_path, len(grid), len(grid))
-            if len(grid) and not len(coords):
-                raise UnreadableSlideError(slide_path, len(grid))
             emit(AnalyzeEvent("score", 2, 4, "scoring artifacts and outliers"))
             artifacts = artifact_scores(measures, tissue)
             clean = np.max(np.stack(list(artifacts.values()), 1), 1) < THRESHOLD if len(tissue) else np.ones(0, bool)

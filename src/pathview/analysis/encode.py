@@ -58,12 +58,25 @@ class EncodeResult:
     unreadable: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
 
+class UnreadableSlideError(PathviewError):
+    """Not one tile of the slide's tissue could be decoded: there is nothing to encode (no tiles.h5 is written,
+    an older one is left as it was)."""
+
+    def __init__(self, slide: str | os.PathLike, tiles: int) -> None:
+        self.slide = Path(slide)
+        from ..wording import count
+
+        super().__init__(f"no tile of '{self.slide.name}' could be read ({count(tiles, 'tile')} tried): "
+                         "its image data is damaged")
+
+
 class EncodeCancelled(PathviewError):
     """The run was cancelled; no ``tiles.h5`` was written (an older one is left untouched)."""
 
     def __init__(self, done: int, total: int) -> None:
         self.done, self.total = done, total
-        super().__init__(f"encoding cancelled after {done} of {total} tiles; no tiles.h5 written")
+        super().__init__(f"encoding cancelled after {done} of {total} tiles; tiles.h5 not written (an older one, "
+                         "if any, is left as it was)")
 
 
 ProgressFn = Callable[[EncodeProgress], None]
@@ -246,6 +259,8 @@ class _Run:
             self.flush(writer, keep=0)
             if cancel is not None and cancel.is_set() and self.done < self.total:
                 raise EncodeCancelled(self.done, self.total)
+            if self.total and not writer.rows:
+                raise UnreadableSlideError(slide.path, self.total)
             return writer.commit()
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ModelNotInstalledError, ModelWeightsError
+from .errors import EncoderError, ModelNotInstalledError, ModelWeightsError
 from .spec import EncoderSpec
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def locate(spec: EncoderSpec, explicit: str | os.PathLike | None = None) -> Path
         if path.is_file():
             return path
         if not path.is_dir():
-            raise ModelNotInstalledError(spec.name, spec.files, spec.download_hint, [path])
+            raise EncoderError(f"the weights given for '{spec.name}', '{path}', do not exist (no such file or folder)")
         found = find_weight_file(path, spec)
         if found is None:
             raise ModelWeightsError(spec.name, path, f"no weights file in the folder (expected {' or '.join(spec.files)})")

@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..errors import (
     CorruptSlideError,
+    InvalidMppError,
     MissingMppError,
     RegionReadError,
     SlideNotFoundError,
@@ -166,7 +167,7 @@ class Slide:
             pass
         if mpp_override is not None:
             if not mpp_override > 0:
-                raise ValueError(f"mpp must be positive, got {mpp_override}")
+                raise InvalidMppError(mpp_override)
             mpp, mpp_source = float(mpp_override), "user"
         elif slide_mpp is not None:
             mpp, mpp_source = slide_mpp, "slide"

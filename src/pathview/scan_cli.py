@@ -47,10 +47,10 @@ def scan(
 ) -> None:
     """Scan slides headless: QC, embeddings and anomaly maps per slide, a cohort table and report.
 
-    Reruns keep the results of slides already done with the same settings (ok, noted as
-    done earlier); a killed run resumes.
-    Exit status: 0 no slide failed, 3 some slides failed (see scan.csv), 2 bad input.
-    """
+    Reruns keep the results of slides already done with the same settings (ok, noted as done earlier); a killed run resumes.
+
+    Exit status: 0 no slide failed, 3 some slides failed (see scan.csv), 2 bad input, 130 interrupted, 143 stopped.
+    """  # noqa: E501 - one line per paragraph: the help keeps line breaks as written
     from .encoders import get_spec
     from .scan import AnalysisConfig, ScanOptions, parse_shard, read_mpp_table, run_scan
 

@@ -54,6 +54,7 @@ def test_tiles_h5_from_a_real_slide_reads_back_per_the_contract(cmu, tmp_path):
         assert f["unreadable_coords"].shape == (0, 2)
     assert trident["patch_size"] == 224 and trident["patch_size_level0"] == grid.patch_size_level0
     assert trident["level0_magnification"] == 20 and trident["target_magnification"] == pytest.approx(20, abs=0.1)
+    assert trident["overlap"] == 0 and trident["name"] == CMU_SVS.stem
     assert attrs["patch_size"] == 224 and attrs["patch_size_level0"] == grid.patch_size_level0
     assert attrs["mpp"] == 0.5 and attrs["level0_mpp"] == pytest.approx(0.499) and attrs["mpp_source"] == "slide"
     assert attrs["encoder"] == "pathview-he" and attrs["pathview_version"] == __version__

@@ -60,6 +60,8 @@ def coords_attrs(slide: Slide, grid: TileGrid) -> dict[str, Any]:
         "patch_size_level0": int(grid.patch_size_level0),
         "level0_magnification": float(level0_mag),
         "target_magnification": float(level0_mag * grid.level0_mpp / grid.mpp),
+        "overlap": 0,  # tiles side by side
+        "name": Path(slide.info.path).stem,
     }
 
 

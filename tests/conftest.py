@@ -25,6 +25,23 @@ if not SLIDES.is_dir():
     raise RuntimeError(f"test data not found at {DATA}: the tests read ../shared/data in place")
 
 
+def cmu_with_ink(out: Path, strokes: list[tuple[tuple[int, int, int, int], str]], seed: int) -> Path:
+    """Write CMU-1-Small-Region with pen strokes painted in at known level-0 boxes (x, y, w, h) in the given
+    inks, as an SVS at ``out``: slides with artifacts whose places the tests know."""
+    import numpy as np
+
+    from pathview.analysis import inject
+    from pathview.slide import open_slide
+    from pathview.slide.writer import write_image_svs
+
+    with open_slide(CMU_SVS) as slide:
+        img = slide.read_region((0, 0), 0, slide.dimensions).copy()
+    rng = np.random.default_rng(seed)
+    for box, ink in strokes:
+        inject.pen(img, box, rng, ink=ink)
+    return write_image_svs(out, img, mpp=0.5)
+
+
 @pytest.fixture(scope="session")
 def demo_slide(tmp_path_factory) -> Path:
     """The built-in demo slide, rendered once for the whole run."""

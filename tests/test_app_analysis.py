@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CMU_SVS, TCGA_NO_MPP
+from conftest import TCGA_NO_MPP, cmu_with_ink
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QDialogButtonBox, QMessageBox, QPushButton
 from shapely.geometry import box
 
-from pathview.analysis import inject
 from pathview.analysis.analyze import ANALYSIS_VERSION, analyze_slide
 from pathview.analysis.reference import build_bank
 from pathview.app.analysis_result import LAYERS, RegionItem, load_result
@@ -27,7 +26,6 @@ from pathview.app.regions_panel import RegionsPanel
 from pathview.findings import FindingsStore
 from pathview.scan import AnalysisConfig, output_name
 from pathview.slide import open_slide
-from pathview.slide.writer import write_image_svs
 from pathview.wording import count
 from pathview.workspace import Workspace
 
@@ -37,13 +35,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def marked_slide(tmp_path_factory) -> Path:
     """CMU-1-Small-Region with two pen strokes painted in at known places: regions the analysis must find."""
-    with open_slide(CMU_SVS) as slide:
-        w, h = slide.dimensions
-        img = slide.read_region((0, 0), 0, (w, h)).copy()
-    rng = np.random.default_rng(1)
-    inject.pen(img, (100, 2300, 1000, 260), rng)
-    inject.pen(img, (1300, 300, 800, 220), rng, ink="blue")
-    return write_image_svs(tmp_path_factory.mktemp("slide") / "CMU-marked.svs", img, mpp=0.5)
+    return cmu_with_ink(tmp_path_factory.mktemp("slide") / "CMU-marked.svs",
+                        [((100, 2300, 1000, 260), "green"), ((1300, 300, 800, 220), "blue")], seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CMU_SVS
+from conftest import cmu_with_ink
 from shapely.geometry import Polygon
 from test_app_analysis import user_settings, window, workspace  # noqa: F401  (fixtures: a window on a scratch workspace)
 
-from pathview.analysis import inject
 from pathview.analysis.analyze import analyze_slide
 from pathview.app.analysis_regions_layer import Outline, label_spots, place_labels
 from pathview.app.qimage import from_qimage
 from pathview.scan import output_name
 from pathview.slide import open_slide
-from pathview.slide.writer import write_image_svs
 from pathview.viewport import Viewport
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -108,15 +106,10 @@ def test_hundreds_of_regions_are_placed_quickly():
 @pytest.fixture(scope="module")
 def dotted_slide(tmp_path_factory) -> Path:
     """CMU-1-Small-Region with nine small ink dots two tiles apart: one-tile regions close to each other."""
-    with open_slide(CMU_SVS) as slide:
-        w, h = slide.dimensions
-        img = slide.read_region((0, 0), 0, (w, h)).copy()
-    rng = np.random.default_rng(2)
     inks = ("green", "blue", "black")
-    for i in range(3):
-        for j in range(3):
-            inject.pen(img, (224 * (2 + 2 * i) + 24, 224 * (3 + 2 * j) + 24, 176, 176), rng, ink=inks[(i + j) % 3])
-    return write_image_svs(tmp_path_factory.mktemp("slide") / "CMU-dotted.svs", img, mpp=0.5)
+    dots = [((224 * (2 + 2 * i) + 24, 224 * (3 + 2 * j) + 24, 176, 176), inks[(i + j) % 3])
+            for i in range(3) for j in range(3)]
+    return cmu_with_ink(tmp_path_factory.mktemp("slide") / "CMU-dotted.svs", dots, seed=2)
 
 
 @pytest.fixture(scope="module")

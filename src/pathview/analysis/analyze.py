@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import PathviewError
+from ..wording import count
 from .artifacts import ARTIFACT_CLASSES, MEASURES, artifact_scores, tile_measures
 from .grid_select import analysis_grid
 from .outputs import FINDINGS_FILE, HEATMAP_FILE, SUMMARY_FILE, THUMBNAIL_FILE, TILES_FILE, atomic_write
@@ -77,8 +78,6 @@ def unreadable_note(summary: dict[str, Any]) -> str:
     n = summary.get("unreadable_tiles") or 0
     if not n:
         return ""
-    from ..wording import count
-
     return (f"{count(n, 'tile')} with damaged image data could not be read and {'was' if n == 1 else 'were'} "
             "left out: the numbers cover the rest")
 

@@ -25,6 +25,7 @@ import torch
 from ..encoders import LoadedEncoder
 from ..errors import PathviewError
 from ..slide import Slide, TileGrid
+from ..wording import count
 from .prefetch import HostBatch, TilePrefetcher
 from .runner import BatchRunner, resolve_device
 from .store import TILES_FILE, TileStoreWriter, coords_attrs, store_attrs
@@ -64,8 +65,6 @@ class UnreadableSlideError(PathviewError):
 
     def __init__(self, slide: str | os.PathLike, tiles: int) -> None:
         self.slide = Path(slide)
-        from ..wording import count
-
         super().__init__(f"no tile of '{self.slide.name}' could be read ({count(tiles, 'tile')} tried): "
                          "its image data is damaged")
 

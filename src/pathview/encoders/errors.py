@@ -6,16 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import PathviewError
+from ..wording import count
 
 
 def _few(keys: Sequence[str], n: int = 4) -> str:
     keys = sorted(keys)
     more = f", ... ({len(keys) - n} more)" if len(keys) > n else ""
     return ", ".join(keys[:n]) + more
-
-
-def _count(items: Sequence[str], noun: str) -> str:
-    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 class EncoderError(PathviewError):
@@ -57,11 +54,11 @@ class ModelWeightsError(EncoderError):
         self.mismatched = sorted(mismatched)
         parts = [cause] if cause else []
         if self.missing:
-            parts.append(f"{_count(self.missing, 'missing key')} ({_few(self.missing)})")
+            parts.append(f"{count(len(self.missing), 'missing key')} ({_few(self.missing)})")
         if self.unexpected:
-            parts.append(f"{_count(self.unexpected, 'unexpected key')} ({_few(self.unexpected)})")
+            parts.append(f"{count(len(self.unexpected), 'unexpected key')} ({_few(self.unexpected)})")
         if self.mismatched:
-            parts.append(f"{_count(self.mismatched, 'key')} of the wrong shape ({_few(self.mismatched, 2)})")
+            parts.append(f"{count(len(self.mismatched), 'key')} of the wrong shape ({_few(self.mismatched, 2)})")
         super().__init__(
             f"cannot load the '{name}' weights from '{self.path}': {'; '.join(parts)} "
             "(is this the right model, complete and unmodified?)"

@@ -54,6 +54,8 @@ from .table import (
 )
 
 LOG_FILE = "scan.log"
+#: The note of a slide another run, running beside this one, finished first.
+KEPT_FROM_ANOTHER_RUN = "done by another run (results kept)"
 LOCK_FOLDER = ".locks"
 _POLL_S = 0.2
 _WAIT_POLL_S = 1.0
@@ -294,7 +296,7 @@ class _Scan:
             if ident not in self.waiting:
                 log.info("%s: being scanned by %s; coming back to it later", ident.source.name, owner.describe())
             return "locked"
-        if self._keep_if_complete(ident, "done by another run (results kept)", release=True):
+        if self._keep_if_complete(ident, KEPT_FROM_ANOTHER_RUN, release=True):
             return "done"
         reset_folder(self.out / ident.key)
         self.queue.append(SlideTask(ident.key, str(ident.source.path), str(self.out / ident.key), ident.slide_mpp))
@@ -315,7 +317,7 @@ class _Scan:
     def _retry_waiting(self) -> None:
         """Wait for slides other runs hold; take over those whose run died (stale locks)."""
         time.sleep(_WAIT_POLL_S)
-        self.waiting = [i for i in self.waiting if self._claim(i, "done by another run (results kept)") == "locked"]
+        self.waiting = [i for i in self.waiting if self._claim(i, KEPT_FROM_ANOTHER_RUN) == "locked"]
 
     # -- events -------------------------------------------------------------------------------
     def _handle(self, event: object) -> None:

@@ -234,7 +234,7 @@ class ProcessTileReader:
                 message = conn.recv()
             except (EOFError, OSError):
                 raise worker.died() from None
-            if isinstance(message, str) and message == READY:
+            if message == READY:
                 worker.ready = True
                 continue
             worker.pending -= 1

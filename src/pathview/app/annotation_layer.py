@@ -287,7 +287,7 @@ def geometry_text(geometry, mpp: float | None) -> str:
         return ""
     name, value = next(iter(values.items()))
     if name == "Points":
-        return f"{count(round(value), 'point')}"
+        return count(round(value), 'point')
     unit = name.split(" ", 1)[1]
     if unit == "µm²" and value >= 1e5:
         return f"{value / 1e6:.3f} mm²"

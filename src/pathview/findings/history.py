@@ -133,7 +133,8 @@ class History:
         for cls in classes:
             if forward and cls.name not in stored:
                 self.store.set_class(cls)
-            elif not forward and tuple(stored.get(cls.name, ())) == tuple(cls.color) and not self.store.class_in_use(cls.name):
+            elif not forward and tuple(stored.get(cls.name, ())) == tuple(cls.color) \
+                    and not self.store.class_in_use(cls.name):
                 self.store.remove_class(cls.name)
 
     def _check_unchanged(self, step: Step, forward: bool, to_remove: Sequence[Annotation]) -> None:

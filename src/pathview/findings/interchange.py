@@ -152,7 +152,6 @@ def export_annotations(store: FindingsStore, slide, fmt: str, out: str | Path,
     return warnings
 
 
-
 def _of(part: int, whole: int, one: str, many: str) -> str:
     """'3 of 5 annotations <many>', '1 of 5 annotations <one>', or 'the only annotation <one>'."""
     if whole == 1:

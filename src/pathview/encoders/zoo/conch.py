@@ -6,7 +6,8 @@ from ..registry import register
 from ..spec import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, EncoderSpec
 
 register(EncoderSpec(
-    name="conch", aliases=("conch_v1",), title="CONCH v1 image tower (ViT-B/16 @ 448, Mahmood Lab)", family="conch", arch="ConchVisual",
+    name="conch", aliases=("conch_v1",),
+    title="CONCH v1 image tower (ViT-B/16 @ 448, Mahmood Lab)", family="conch", arch="ConchVisual",
     arch_kwargs={"width": 768, "layers": 12, "heads": 12, "image_size": 448, "patch_size": 16, "embed_dim": 512,
                  "embed_dim_caption": 768, "n_queries_contrast": 1, "n_queries_caption": 256, "attn_pooler_heads": 8},
     embed_dim=512, pooling="pooled", input_size=448, interpolation="bicubic",

@@ -6,7 +6,8 @@ from ..registry import register
 from ..spec import EncoderSpec
 
 register(EncoderSpec(
-    name="phikon-v2", aliases=("phikon_v2",), title="Phikon-v2 (ViT-L/16 DINOv2, Owkin)", family="transformers", arch="Dinov2Model",
+    name="phikon-v2", aliases=("phikon_v2",),
+    title="Phikon-v2 (ViT-L/16 DINOv2, Owkin)", family="transformers", arch="Dinov2Model",
     arch_kwargs={"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "patch_size": 16,
                  "image_size": 224, "mlp_ratio": 4, "layerscale_value": 1e-5},
     embed_dim=1024, pooling="cls", input_size=224, mpp=0.5, params_m=303,

@@ -6,7 +6,8 @@ from ..registry import register
 from ..spec import EncoderSpec
 
 register(EncoderSpec(
-    name="uni", aliases=("uni_v1",), title="UNI (ViT-L/16, Mahmood Lab)", family="timm", arch="vit_large_patch16_224",
+    name="uni", aliases=("uni_v1",),
+    title="UNI (ViT-L/16, Mahmood Lab)", family="timm", arch="vit_large_patch16_224",
     arch_kwargs={"img_size": 224, "patch_size": 16, "init_values": 1e-5, "dynamic_img_size": True},
     embed_dim=1024, pooling="cls", input_size=224, mpp=0.5, params_m=303,
     card="https://huggingface.co/MahmoodLab/UNI", licence="CC-BY-NC-ND-4.0, gated",
@@ -14,7 +15,8 @@ register(EncoderSpec(
 ))
 
 register(EncoderSpec(
-    name="uni2-h", aliases=("uni_v2",), title="UNI2-h (ViT-H/14, 8 registers, Mahmood Lab)", family="timm", arch="vit_giant_patch14_224",
+    name="uni2-h", aliases=("uni_v2",),
+    title="UNI2-h (ViT-H/14, 8 registers, Mahmood Lab)", family="timm", arch="vit_giant_patch14_224",
     arch_kwargs={"img_size": 224, "patch_size": 14, "depth": 24, "num_heads": 24, "init_values": 1e-5,
                  "embed_dim": 1536, "mlp_ratio": 2.66667 * 2, "no_embed_class": True, "reg_tokens": 8,
                  "mlp_layer": "swiglu_packed", "act_layer": "silu", "dynamic_img_size": True},

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pathview.analysis.encode import encode_slide, use_reader_processes
+from pathview.analysis.encode import READER_KINDS, encode_slide, use_reader_processes
 from pathview.analysis.prefetch import TilePrefetcher
 from pathview.analysis.runner import BatchRunner, resolve_device
 from pathview.encoders import DEFAULT_ENCODER, load_encoder
@@ -287,9 +287,8 @@ def main(argv: list[str] | None = None) -> int:
 def reader_kinds(text: str) -> str:
     """argparse type for ``--readers``: a comma-separated list of auto, threads, processes."""
     kinds = [k.strip() for k in text.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in ("auto", "threads", "processes")]
-    if not kinds or bad:
-        raise argparse.ArgumentTypeError(f"expected auto, threads or processes (comma-separated), got {text!r}")
+    if not kinds or any(k not in READER_KINDS for k in kinds):
+        raise argparse.ArgumentTypeError(f"expected {', '.join(READER_KINDS)} (comma-separated), got {text!r}")
     return ",".join(kinds)
 
 
